@@ -1,1 +1,34 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use lazyoci::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    lazyoci::install_crypto_provider();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAZYOCI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return cli::fail(
+                cli::EXIT_FAILURES,
+                format!("cannot start the async runtime: {e}"),
+            );
+        }
+    };
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Mirror(args) => cli::mirror(&cli, args).await,
+            Command::Demo(args) => cli::demo::run(&cli, args).await,
+        }
+    })
+}

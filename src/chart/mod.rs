@@ -1,0 +1,6 @@
+//! Chart archives: safe reading ([`archive`]) and pushing as Helm OCI artifacts ([`push`]).
+
+pub mod archive;
+pub mod push;
+
+pub use archive::{ArchiveError, ChartMeta};

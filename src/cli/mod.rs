@@ -1,0 +1,336 @@
+//! The command line: argument parsing and the `mirror` command. Translates arguments into a
+//! [`MirrorRequest`] and the [`MirrorReport`] into text, JSON or YAML.
+
+pub mod demo;
+pub mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::credentials::DockerCredentials;
+use crate::discover::{RenderOptions, Renderer, render::helm_from_env};
+use crate::pipeline::{self, Env, MirrorRequest, PipelineError};
+use crate::registry::{Registries, RegistryOptions};
+use crate::source::store::ArtifactStore;
+use output::Theme;
+
+/// Exit code: everything mirrored (or already present).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: at least one chart, discovery or image failed; the rest ran to the end.
+pub const EXIT_FAILURES: u8 = 1;
+/// Exit code: usage or configuration error; nothing was written.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: interrupted (SIGINT/SIGTERM).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Mirror Helm charts and every container image they reference into one OCI registry.
+#[derive(Debug, Parser)]
+#[command(name = "lazyoci", version, about, long_about = None, after_help = "Exit codes: 0 all mirrored or already present; 1 some chart or image failed (the rest still ran); 2 usage or config error (nothing written); 130 interrupted.")]
+pub struct Cli {
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Artifact storage directory: chart archives kept between runs, by digest
+    /// [default: <user cache dir>/lazyoci].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub artifact_dir: Option<PathBuf>,
+    /// Theme name for text output: default, mono, none (NO_COLOR and non-terminals get none).
+    #[arg(long, global = true, value_name = "NAME", default_value = "")]
+    pub theme: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Progress lines and a summary.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+    /// One YAML document on stdout.
+    Yaml,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mirror Helm chart OCI artifacts and their referenced container images from upstream
+    /// sources to a target OCI registry.
+    Mirror(MirrorArgs),
+    /// Start two local registries and a Helm repository, seed them, and mirror a demo chart
+    /// from all three source types (needs docker-registry and helm; see scripts/install-test-deps.sh).
+    Demo(DemoArgs),
+}
+
+/// `lazyoci mirror` flags (the CLI contract).
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["chart", "all"]))]
+pub struct MirrorArgs {
+    /// Path to mirror configuration YAML file (mirror.yaml or a ChartMirror manifest).
+    #[arg(short = 'c', long, default_value = "mirror.yaml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Mirror a specific chart by its key in the config.
+    #[arg(long, value_name = "KEY")]
+    pub chart: Option<String>,
+    /// Mirror all charts defined in the config.
+    #[arg(long)]
+    pub all: bool,
+    /// Override version(s) to mirror (repeatable).
+    #[arg(long = "version", value_name = "VERSION", action = clap::ArgAction::Append)]
+    pub versions: Vec<String>,
+    /// Preview what would be mirrored without making changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Mirror chart OCI artifacts only, skip container images.
+    #[arg(long, conflicts_with = "images_only")]
+    pub charts_only: bool,
+    /// Mirror container images only, skip chart push.
+    #[arg(long)]
+    pub images_only: bool,
+    /// Number of image copies in flight across the whole run.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `lazyoci demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the registries running until Ctrl-C, to look around.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Where chart archives are kept by default.
+pub fn default_artifact_dir() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lazyoci")
+}
+
+/// Print an error the way every lazyoci error is printed, and return `code`.
+pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+/// Build the pipeline environment for the CLI.
+pub fn cli_env(
+    target_host: Option<&str>,
+    insecure: bool,
+    ca_file: Option<&PathBuf>,
+    artifact_dir: PathBuf,
+) -> Result<Env, String> {
+    let mut opts = RegistryOptions::default();
+    if insecure && let Some(h) = target_host {
+        opts.insecure_hosts.insert(h.to_string());
+    }
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")));
+    if let Some(f) = ca_file {
+        let pem =
+            std::fs::read(f).map_err(|e| format!("cannot read --ca-file {}: {e}", f.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "--ca-file {}: not a PEM certificate bundle: {e}",
+                f.display()
+            )
+        })?;
+        for c in certs {
+            http = http.add_root_certificate(c);
+        }
+        opts.extra_ca_pem.push(pem);
+    }
+    let registries = Registries::new(opts, Arc::new(DockerCredentials::from_env()))
+        .map_err(|e| e.to_string())?;
+    Ok(Env {
+        registries: Arc::new(registries),
+        http: http.build().map_err(|e| e.to_string())?,
+        renderer: Renderer::new(
+            helm_from_env(),
+            artifact_dir.join("tmp"),
+            RenderOptions::default(),
+        ),
+        store: ArtifactStore::new(artifact_dir),
+        timeout: Duration::from_secs(120),
+    })
+}
+
+/// Cancel `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("interrupted: stopping; nothing half-copied is tagged, re-run to finish");
+        token.cancel();
+    });
+}
+
+/// `lazyoci mirror`.
+pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
+    let theme = match Theme::resolve(&cli.theme, cli.output) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    if args.all && !args.versions.is_empty() {
+        return fail(
+            EXIT_USAGE,
+            "--version overrides the versions of one chart; use it with --chart KEY, not --all",
+        );
+    }
+    let (spec, _) = match crate::config::load(&args.config) {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let req = MirrorRequest {
+        only: args.chart.clone(),
+        versions: args.versions.clone(),
+        dry_run: args.dry_run,
+        charts_only: args.charts_only || spec.charts_only,
+        images_only: args.images_only || spec.images_only,
+        concurrency: args.concurrency as usize,
+        spec,
+    };
+    let target = match pipeline::validate(&req) {
+        Ok((t, _)) => t,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let artifact_dir = cli
+        .artifact_dir
+        .clone()
+        .unwrap_or_else(default_artifact_dir);
+    let env = match cli_env(
+        Some(&target.host),
+        req.spec.target.insecure,
+        args.ca_file.as_ref(),
+        artifact_dir,
+    ) {
+        Ok(e) => e,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    run_and_print(cli.output, theme, &req, &env).await
+}
+
+/// Run a request, print progress and the result, and give the exit code.
+pub async fn run_and_print(
+    format: OutputFormat,
+    theme: Theme,
+    req: &MirrorRequest,
+    env: &Env,
+) -> ExitCode {
+    let cancel = CancellationToken::new();
+    cancel_on_signals(cancel.clone());
+    let progress = output::TextProgress::new(theme, format != OutputFormat::Text);
+    let report = match pipeline::run(req, env, &progress, &cancel).await {
+        Ok(r) => r,
+        Err(
+            e @ (PipelineError::InvalidSpec(_)
+            | PipelineError::UnknownChart { .. }
+            | PipelineError::Helm(_)),
+        ) => return fail(EXIT_USAGE, e),
+        Err(e) => return fail(EXIT_FAILURES, e),
+    };
+    let printed = match format {
+        OutputFormat::Text => output::print_summary(&report, theme),
+        OutputFormat::Json => serde_json::to_string_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|s| output::print_stdout(&format!("{s}\n"))),
+        OutputFormat::Yaml => serde_saphyr::to_string(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|s| output::print_stdout(&s)),
+    };
+    if let Err(e) = printed {
+        return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
+    }
+    if cancel.is_cancelled() {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if report.has_failures() {
+        ExitCode::from(EXIT_FAILURES)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repeatable_version_flag_does_not_clash_with_the_program_version() {
+        let cli = Cli::try_parse_from([
+            "lazyoci",
+            "mirror",
+            "--chart",
+            "vault",
+            "--version",
+            "1",
+            "--version",
+            "2",
+        ])
+        .unwrap();
+        let Command::Mirror(m) = cli.command else {
+            panic!()
+        };
+        assert_eq!(m.versions, vec!["1", "2"]);
+        assert_eq!(m.config, PathBuf::from("mirror.yaml"));
+        assert_eq!(m.concurrency, 4);
+        let e = Cli::try_parse_from(["lazyoci", "--version"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn exactly_one_of_chart_and_all() {
+        assert!(Cli::try_parse_from(["lazyoci", "mirror"]).is_err());
+        assert!(Cli::try_parse_from(["lazyoci", "mirror", "--all", "--chart", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "lazyoci",
+                "mirror",
+                "--all",
+                "--charts-only",
+                "--images-only"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "lazyoci",
+                "mirror",
+                "--all",
+                "-o",
+                "yaml",
+                "--concurrency",
+                "0"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["lazyoci", "-o", "json", "mirror", "--all"]).is_ok());
+    }
+}

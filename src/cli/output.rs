@@ -1,0 +1,309 @@
+//! Text output: live per-version progress lines (in version order, whatever order the work
+//! finishes in), the summary block, and themes.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use super::OutputFormat;
+use crate::pipeline::{Event, Progress, Unit};
+use crate::result::{ChartStatus, ImageStatus, MirrorReport};
+
+/// Colours for text output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Theme {
+    /// Green/yellow/red.
+    Default,
+    /// Bold and dim only.
+    Mono,
+    /// No escape codes.
+    None,
+}
+
+/// The themes `--theme` accepts.
+pub const THEMES: &[&str] = &["default", "mono", "none"];
+
+impl Theme {
+    /// Pick the theme: `--theme`, turned off by `NO_COLOR`, by a non-terminal stdout, or by
+    /// machine output.
+    pub fn resolve(name: &str, format: OutputFormat) -> Result<Theme, String> {
+        let theme = match name {
+            "" | "default" => Theme::Default,
+            "mono" => Theme::Mono,
+            "none" => Theme::None,
+            other => {
+                return Err(format!(
+                    "unknown theme {other:?}; themes: {}",
+                    THEMES.join(", ")
+                ));
+            }
+        };
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if no_color || format != OutputFormat::Text || !std::io::stdout().is_terminal() {
+            return Ok(Theme::None);
+        }
+        Ok(theme)
+    }
+
+    fn paint(self, kind: Paint, s: &str) -> String {
+        let code = match (self, kind) {
+            (Theme::None, _) => return s.to_string(),
+            (Theme::Default, Paint::Good) => "32",
+            (Theme::Default, Paint::Skip) => "33",
+            (Theme::Default, Paint::Bad) => "31;1",
+            (Theme::Default, Paint::Head)
+            | (Theme::Mono, Paint::Head)
+            | (Theme::Mono, Paint::Bad) => "1",
+            (Theme::Mono, Paint::Good) => "0",
+            (Theme::Mono, Paint::Skip) => "2",
+        };
+        format!("\x1b[{code}m{s}\x1b[0m")
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Paint {
+    Good,
+    Skip,
+    Bad,
+    Head,
+}
+
+/// Write to stdout, treating a closed pipe as success.
+pub fn print_stdout(s: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Default)]
+struct State {
+    units: Vec<Unit>,
+    buffers: Vec<String>,
+    done: Vec<bool>,
+    pushing: Vec<bool>,
+    head: usize,
+}
+
+/// Prints progress events as the contract's per-version lines, one version block after
+/// another. Blocks of versions that finish early wait for the ones before them.
+pub struct TextProgress {
+    state: Mutex<State>,
+    theme: Theme,
+    to_stderr: bool,
+}
+
+impl TextProgress {
+    /// Print to stdout, or to stderr when stdout carries a JSON/YAML document.
+    pub fn new(theme: Theme, to_stderr: bool) -> Self {
+        TextProgress {
+            state: Mutex::new(State::default()),
+            theme,
+            to_stderr,
+        }
+    }
+
+    fn emit(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.to_stderr {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        } else {
+            let _ = print_stdout(text);
+        }
+    }
+
+    fn line(&self, state: &State, event: &Event) -> (usize, String) {
+        let t = self.theme;
+        let src_line =
+            |unit: usize, src: &str, rest: String| (unit, format!("    {src} → {rest}\n"));
+        match event {
+            Event::Plan(_) => (0, String::new()),
+            Event::ChartPushing(u) => (*u, "  Chart: pushing... ".into()),
+            Event::Chart {
+                unit,
+                status,
+                detail,
+            } => {
+                let pushed = state.pushing.get(*unit).copied().unwrap_or(false);
+                let detail = detail.as_deref().unwrap_or_default();
+                let text = match (status, pushed) {
+                    (ChartStatus::Pushed, _) => format!("{}\n", t.paint(Paint::Good, "OK")),
+                    (ChartStatus::Failed, true) => {
+                        format!("{} ({detail})\n", t.paint(Paint::Bad, "FAILED"))
+                    }
+                    (ChartStatus::Failed, false) => {
+                        format!("  Chart: {} ({detail})\n", t.paint(Paint::Bad, "FAILED"))
+                    }
+                    (ChartStatus::Skipped, _) => format!(
+                        "  Chart: {}\n",
+                        t.paint(Paint::Skip, "already exists, skipping")
+                    ),
+                    (ChartStatus::WouldPush, _) => {
+                        let u = &state.units[*unit];
+                        format!(
+                            "  Chart: would push → oci://{}/{}:{}\n",
+                            u.chart_base,
+                            u.chart,
+                            crate::spec::version_tag(&u.version)
+                        )
+                    }
+                    (ChartStatus::NotRequested, _) => String::new(),
+                };
+                let note = match status {
+                    ChartStatus::Pushed | ChartStatus::Skipped | ChartStatus::WouldPush
+                        if !detail.is_empty() =>
+                    {
+                        format!("  Note: {detail}\n")
+                    }
+                    _ => String::new(),
+                };
+                (*unit, text + &note)
+            }
+            Event::ImagesFound { unit, count: 0 } => (*unit, "  Images: none found\n".into()),
+            Event::ImagesFound { unit, count } => (*unit, format!("  Images: {count} found\n")),
+            Event::ImagesFailed { unit, error } => (
+                *unit,
+                format!("  Images: {} ({error})\n", t.paint(Paint::Bad, "FAILED")),
+            ),
+            Event::ImageCopying { unit, source } => src_line(*unit, source, "copying...".into()),
+            Event::Image { unit, result } => {
+                let rest = match result.status {
+                    ImageStatus::Copied => t.paint(Paint::Good, "OK"),
+                    ImageStatus::Skipped => t.paint(Paint::Skip, "exists"),
+                    ImageStatus::WouldCopy => format!("would copy to {}", result.target),
+                    ImageStatus::Failed => format!(
+                        "{} ({})",
+                        t.paint(Paint::Bad, "FAILED"),
+                        result.error.as_deref().unwrap_or_default()
+                    ),
+                };
+                src_line(*unit, &result.source, rest)
+            }
+            Event::UnitDone(u) => (*u, "\n".into()),
+        }
+    }
+}
+
+impl Progress for TextProgress {
+    fn event(&self, event: Event) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Event::Plan(units) = &event {
+            let n = units.len();
+            state.units = units.clone();
+            state.done = vec![false; n];
+            state.pushing = vec![false; n];
+            state.buffers = (0..n)
+                .map(|i| {
+                    let u = &units[i];
+                    let mut s = String::new();
+                    if i == 0 || units[i - 1].key != u.key {
+                        s.push_str(&format!(
+                            "Mirror: {} ({}) → {}\n",
+                            u.key, u.chart, u.chart_base
+                        ));
+                        s.push_str(&format!("Versions: {}\n\n", u.versions_of_key.join(", ")));
+                    }
+                    s.push_str(
+                        &self
+                            .theme
+                            .paint(Paint::Head, &format!("── {}:{} ──", u.chart, u.version)),
+                    );
+                    s.push('\n');
+                    s
+                })
+                .collect();
+        }
+        let (unit, text) = self.line(&state, &event);
+        if state.buffers.is_empty() {
+            return;
+        }
+        if let Event::ChartPushing(u) = event
+            && let Some(p) = state.pushing.get_mut(u)
+        {
+            *p = true;
+        }
+        if let Some(b) = state.buffers.get_mut(unit) {
+            b.push_str(&text);
+        }
+        if let Event::UnitDone(u) = event
+            && let Some(d) = state.done.get_mut(u)
+        {
+            *d = true;
+        }
+        // Flush the head block, and every finished block after it.
+        while state.head < state.buffers.len() {
+            let head = state.head;
+            let text = std::mem::take(&mut state.buffers[head]);
+            self.emit(&text);
+            if !state.done[head] {
+                break;
+            }
+            state.head += 1;
+        }
+    }
+}
+
+/// Print the summary block (text output).
+pub fn print_summary(r: &MirrorReport, theme: Theme) -> Result<(), String> {
+    let rule = "═".repeat(40);
+    let mut s = String::new();
+    let title = if r.dry_run {
+        "Mirror Summary (dry run: nothing was written)"
+    } else {
+        "Mirror Summary"
+    };
+    s.push_str(&format!(
+        "{rule}\n{}\n{rule}\n",
+        theme.paint(Paint::Head, title)
+    ));
+    for c in &r.charts {
+        s.push_str(&format!("  {} ({}):\n", c.key, c.chart));
+        for v in &c.versions {
+            let chart = serde_json::to_value(v.chart_status)
+                .ok()
+                .and_then(|x| x.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let images = match &v.images_error {
+                Some(e) => format!("not discovered ({})", e.lines().next().unwrap_or_default()),
+                None => format!(
+                    "{} {}, {} skipped, {} failed",
+                    v.images_copied,
+                    if r.dry_run { "to copy" } else { "copied" },
+                    v.images_skipped,
+                    v.images_failed
+                ),
+            };
+            s.push_str(&format!(
+                "    {}: chart={chart}  images={images}\n",
+                v.version
+            ));
+        }
+    }
+    let (pushed, copied) = if r.dry_run {
+        ("to push", "to copy")
+    } else {
+        ("pushed", "copied")
+    };
+    s.push_str(&format!(
+        "\n  Charts:  {} {pushed}, {} skipped, {} failed\n",
+        r.charts_pushed, r.charts_skipped, r.charts_failed
+    ));
+    s.push_str(&format!(
+        "  Images:  {} {copied}, {} skipped, {} failed\n",
+        r.images_copied, r.images_skipped, r.images_failed
+    ));
+    if r.discovery_failed > 0 {
+        let line = format!(
+            "  Render:  {} chart version(s) could not be rendered; their images are unknown\n",
+            r.discovery_failed
+        );
+        s.push_str(&theme.paint(Paint::Bad, &line));
+    }
+    print_stdout(&s)
+}

@@ -1,0 +1,760 @@
+//! The mirror pipeline: spec in, [`MirrorReport`] out. The only thing the CLI and the
+//! operator call.
+//!
+//! Two phases. First, per chart version (in parallel, order kept): fetch the chart, push it
+//! to the target, render it and collect its images. Then, once every image of the run is
+//! known: refuse target collisions, and copy each distinct image once, with at most
+//! `concurrency` copies in flight across the whole run. Failures are recorded per chart
+//! version and per image; the run goes on. [`run`] returns `Err` only when it cannot start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::chart::push;
+use crate::discover::{RenderError, Renderer};
+use crate::reference::ImageRef;
+use crate::registry::copy::{CopyJob, CopyStats};
+use crate::registry::{Registries, RegistryError, Scope};
+use crate::result::{
+    ChartResult, ChartStatus, ImageResult, ImageStatus, MirrorReport, VersionResult,
+};
+use crate::source::repo::RepoSource;
+use crate::source::store::ArtifactStore;
+use crate::source::{FetchError, FetchedChart};
+use crate::spec::{ChartMirrorSpec, Field, OciLocation, SourceType, TargetUrl, version_tag};
+
+/// What to mirror in one run.
+#[derive(Clone, Debug)]
+pub struct MirrorRequest {
+    /// The validated spec.
+    pub spec: ChartMirrorSpec,
+    /// Only this upstream (`--chart`); all when `None`.
+    pub only: Option<String>,
+    /// Versions overriding the spec's list (`--version`), for `only`.
+    pub versions: Vec<String>,
+    /// Write nothing.
+    pub dry_run: bool,
+    /// Skip images.
+    pub charts_only: bool,
+    /// Skip chart artifacts.
+    pub images_only: bool,
+    /// Image copies in flight across the run.
+    pub concurrency: usize,
+}
+
+impl MirrorRequest {
+    /// Everything in `spec`, with the spec's own options.
+    pub fn all(spec: ChartMirrorSpec) -> Self {
+        MirrorRequest {
+            charts_only: spec.charts_only,
+            images_only: spec.images_only,
+            concurrency: spec
+                .concurrency
+                .unwrap_or(crate::spec::DEFAULT_CONCURRENCY)
+                .max(1) as usize,
+            spec,
+            only: None,
+            versions: Vec::new(),
+            dry_run: false,
+        }
+    }
+}
+
+/// What the pipeline runs with. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// Registry clients and credentials.
+    pub registries: Arc<Registries>,
+    /// HTTP client for Helm repositories.
+    pub http: reqwest::Client,
+    /// helm.
+    pub renderer: Renderer,
+    /// Chart archive cache.
+    pub store: ArtifactStore,
+    /// Timeout for each Helm repository request.
+    pub timeout: Duration,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The spec is invalid.
+    #[error("invalid spec:\n{}", .0.join("\n"))]
+    InvalidSpec(Vec<String>),
+    /// `--chart` names no upstream.
+    #[error("no upstream named {name:?} in the config; it defines: {known}")]
+    UnknownChart {
+        /// The name asked for.
+        name: String,
+        /// The names defined.
+        known: String,
+    },
+    /// helm is needed but cannot run.
+    #[error(transparent)]
+    Helm(#[from] RenderError),
+    /// The target registry client could not be set up.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// One chart version to mirror.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// Upstream key.
+    pub key: String,
+    /// Chart name.
+    pub chart: String,
+    /// Version.
+    pub version: String,
+    /// Where chart artifacts go: `host/path[/prefix]`.
+    pub chart_base: String,
+    /// Versions of this upstream in this run.
+    pub versions_of_key: Vec<String>,
+    upstream: usize,
+}
+
+/// Progress, for live output. Events of one unit arrive in order; units interleave.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The plan, before anything runs.
+    Plan(Vec<Unit>),
+    /// A chart push starts.
+    ChartPushing(usize),
+    /// The chart step of a unit finished.
+    Chart {
+        /// Unit index.
+        unit: usize,
+        /// Outcome.
+        status: ChartStatus,
+        /// Error or note.
+        detail: Option<String>,
+    },
+    /// Images were discovered.
+    ImagesFound {
+        /// Unit index.
+        unit: usize,
+        /// How many.
+        count: usize,
+    },
+    /// Images could not be discovered.
+    ImagesFailed {
+        /// Unit index.
+        unit: usize,
+        /// Why.
+        error: String,
+    },
+    /// An image copy starts.
+    ImageCopying {
+        /// Unit index.
+        unit: usize,
+        /// Source reference.
+        source: String,
+    },
+    /// An image finished.
+    Image {
+        /// Unit index.
+        unit: usize,
+        /// Result.
+        result: ImageResult,
+    },
+    /// Nothing more will happen for this unit.
+    UnitDone(usize),
+}
+
+/// Receives [`Event`]s.
+pub trait Progress: Send + Sync {
+    /// Handle one event.
+    fn event(&self, event: Event);
+}
+
+/// Ignores progress.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _: Event) {}
+}
+
+/// Plan the units of a request (pure).
+pub fn plan(req: &MirrorRequest, target: &TargetUrl) -> Result<Vec<Unit>, PipelineError> {
+    if let Some(name) = &req.only
+        && !req.spec.upstreams.iter().any(|u| &u.name == name)
+    {
+        let known = req
+            .spec
+            .upstreams
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(PipelineError::UnknownChart {
+            name: name.clone(),
+            known,
+        });
+    }
+    let mut units = Vec::new();
+    for (i, u) in req.spec.upstreams.iter().enumerate() {
+        if req.only.as_ref().is_some_and(|n| *n != u.name) {
+            continue;
+        }
+        let versions = if req.only.is_some() && !req.versions.is_empty() {
+            req.versions.clone()
+        } else {
+            u.versions.clone()
+        };
+        let prefix = req.spec.target.charts_prefix.clone().unwrap_or_default();
+        for v in &versions {
+            units.push(Unit {
+                key: u.name.clone(),
+                chart: u.chart.clone(),
+                version: v.clone(),
+                chart_base: target.join(&prefix),
+                versions_of_key: versions.clone(),
+                upstream: i,
+            });
+        }
+    }
+    Ok(units)
+}
+
+/// Check a request before anything runs: the spec, `--chart`, `--version`.
+pub fn validate(req: &MirrorRequest) -> Result<(TargetUrl, Vec<Unit>), PipelineError> {
+    let mut problems: Vec<String> = req
+        .spec
+        .problems()
+        .into_iter()
+        .map(|p| {
+            let field = match p.field {
+                Field::Target(f) => format!("target.{f}"),
+                Field::Spec(f) => f.to_string(),
+                Field::Upstream(i, f) => format!(
+                    "upstreams[{}].{f}",
+                    req.spec
+                        .upstreams
+                        .get(i)
+                        .map(|u| u.name.as_str())
+                        .unwrap_or("?")
+                ),
+            };
+            format!("  - {field}: {}", p.message)
+        })
+        .collect();
+    for v in &req.versions {
+        if let Err(m) = crate::spec::check_version(v) {
+            problems.push(format!("  - --version: {m}"));
+        }
+    }
+    if req.charts_only && req.images_only {
+        problems.push("  - charts-only and images-only cannot both be set".into());
+    }
+    if !problems.is_empty() {
+        return Err(PipelineError::InvalidSpec(problems));
+    }
+    let target =
+        TargetUrl::parse(&req.spec.target.url).map_err(|m| PipelineError::InvalidSpec(vec![m]))?;
+    let units = plan(req, &target)?;
+    Ok((target, units))
+}
+
+/// Mirror everything the request asks for.
+pub async fn run(
+    req: &MirrorRequest,
+    env: &Env,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> Result<MirrorReport, PipelineError> {
+    let started = Instant::now();
+    let (target, units) = validate(req)?;
+    if !req.charts_only {
+        env.renderer.check().await?;
+    }
+    let dst = env.registries.client(&target.host).await?;
+    progress.event(Event::Plan(units.clone()));
+    let repos = RepoSource::new(env.http.clone(), env.timeout);
+    let ctx = &Ctx {
+        req,
+        env,
+        target: &target,
+        repos: &repos,
+        progress,
+        cancel,
+    };
+
+    // Phase 1: charts and discovery, per unit, order kept.
+    let prepared: Vec<(VersionResult, Vec<ImageRef>)> = futures::stream::iter(
+        units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| ctx.prepare(i, u, &dst)),
+    )
+    .buffered(req.concurrency.max(1))
+    .collect()
+    .await;
+    let (mut versions, images): (Vec<VersionResult>, Vec<Vec<ImageRef>>) =
+        prepared.into_iter().unzip();
+
+    // Phase 2: images, each distinct one once, bounded across the run.
+    let mut order: Vec<String> = Vec::new();
+    let mut jobs: HashMap<String, (ImageRef, ImageRef, Vec<usize>)> = HashMap::new();
+    for (unit, imgs) in images.iter().enumerate() {
+        for img in imgs {
+            let key = img.to_string();
+            jobs.entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key.clone());
+                    (img.clone(), img.remap(&target), Vec::new())
+                })
+                .2
+                .push(unit);
+        }
+    }
+    let collisions = collisions(order.iter().map(|k| (&jobs[k].0, &jobs[k].1)));
+    let remaining: Vec<std::sync::atomic::AtomicUsize> = images
+        .iter()
+        .map(|i| std::sync::atomic::AtomicUsize::new(i.len()))
+        .collect();
+    for (i, r) in remaining.iter().enumerate() {
+        if r.load(Ordering::Relaxed) == 0 {
+            progress.event(Event::UnitDone(i));
+        }
+    }
+    let outcomes: HashMap<String, ImageResult> = futures::stream::iter(order.iter().map(|key| {
+        let (src, dst_ref, users) = &jobs[key];
+        let collision = collisions.get(key).cloned();
+        let remaining = &remaining;
+        async move {
+            let result = match collision {
+                Some(error) => failed(src, dst_ref, error),
+                None => ctx.image(src, dst_ref, users).await,
+            };
+            for &u in users {
+                progress.event(Event::Image {
+                    unit: u,
+                    result: result.clone(),
+                });
+                if remaining[u].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    progress.event(Event::UnitDone(u));
+                }
+            }
+            (key.clone(), result)
+        }
+    }))
+    .buffer_unordered(req.concurrency.max(1))
+    .collect()
+    .await;
+
+    let mut report = MirrorReport {
+        dry_run: req.dry_run,
+        unique_images: order.len(),
+        ..Default::default()
+    };
+    report.bytes_copied = outcomes.values().map(|r| r.bytes).sum();
+    for (i, (vr, imgs)) in versions.iter_mut().zip(&images).enumerate() {
+        vr.images = imgs
+            .iter()
+            .filter_map(|img| outcomes.get(&img.to_string()).cloned())
+            .collect();
+        vr.recount();
+        let u = &units[i];
+        match report.charts.last_mut() {
+            Some(c) if c.key == u.key => c.versions.push(vr.clone()),
+            _ => report.charts.push(ChartResult {
+                key: u.key.clone(),
+                chart: u.chart.clone(),
+                versions: vec![vr.clone()],
+            }),
+        }
+    }
+    report.recount();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Pairs of different sources that would land on the same target, as an error per source.
+fn collisions<'a>(
+    pairs: impl Iterator<Item = (&'a ImageRef, &'a ImageRef)>,
+) -> HashMap<String, String> {
+    let mut by_target: HashMap<String, Vec<String>> = HashMap::new();
+    for (src, dst) in pairs {
+        by_target
+            .entry(dst.to_string())
+            .or_default()
+            .push(src.to_string());
+    }
+    let mut out = HashMap::new();
+    for (dst, srcs) in by_target.into_iter().filter(|(_, s)| s.len() > 1) {
+        for s in &srcs {
+            let others: Vec<&str> = srcs
+                .iter()
+                .filter(|o| *o != s)
+                .map(String::as_str)
+                .collect();
+            out.insert(
+                s.clone(),
+                format!("refused: {s} and {} would both be copied to {dst}; exclude one of them or mirror them in separate runs", others.join(", ")),
+            );
+        }
+    }
+    out
+}
+
+fn failed(src: &ImageRef, dst: &ImageRef, error: String) -> ImageResult {
+    ImageResult {
+        source: src.to_string(),
+        target: dst.to_string(),
+        status: ImageStatus::Failed,
+        digest: None,
+        bytes: 0,
+        error: Some(error),
+    }
+}
+
+struct Ctx<'a> {
+    req: &'a MirrorRequest,
+    env: &'a Env,
+    target: &'a TargetUrl,
+    repos: &'a RepoSource,
+    progress: &'a dyn Progress,
+    cancel: &'a CancellationToken,
+}
+
+impl Ctx<'_> {
+    async fn fetch(&self, u: &Unit) -> Result<FetchedChart, FetchError> {
+        let up = &self.req.spec.upstreams[u.upstream];
+        let store = &self.env.store;
+        match up.source_type {
+            SourceType::Repo => {
+                self.repos
+                    .fetch(
+                        up.repo.as_deref().unwrap_or_default(),
+                        &u.chart,
+                        &u.version,
+                        store,
+                    )
+                    .await
+            }
+            SourceType::Oci => {
+                let loc = OciLocation::parse(up.registry.as_deref().unwrap_or_default()).map_err(
+                    |reason| FetchError::Download {
+                        url: String::new(),
+                        reason,
+                    },
+                )?;
+                crate::source::oci::fetch(&self.env.registries, &loc, &u.chart, &u.version, store)
+                    .await
+            }
+            SourceType::Local => {
+                crate::source::local::fetch(
+                    std::path::Path::new(up.path.as_deref().unwrap_or_default()),
+                    &u.chart,
+                    &u.version,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn prepare(
+        &self,
+        i: usize,
+        u: &Unit,
+        dst: &crate::registry::RegistryClient,
+    ) -> (VersionResult, Vec<ImageRef>) {
+        let mut vr = VersionResult {
+            version: u.version.clone(),
+            chart_status: ChartStatus::NotRequested,
+            chart_ref: None,
+            chart_digest: None,
+            chart_error: None,
+            note: None,
+            images_error: None,
+            warnings: Vec::new(),
+            images: Vec::new(),
+            images_copied: 0,
+            images_skipped: 0,
+            images_failed: 0,
+        };
+        if self.cancel.is_cancelled() {
+            vr.chart_status = ChartStatus::Failed;
+            vr.chart_error = Some("cancelled".into());
+            return (vr, Vec::new());
+        }
+        let fetched = match self.fetch(u).await {
+            Ok(f) => f,
+            Err(e) => {
+                vr.chart_status = ChartStatus::Failed;
+                vr.chart_error = Some(e.to_string());
+                self.progress.event(Event::Chart {
+                    unit: i,
+                    status: ChartStatus::Failed,
+                    detail: vr.chart_error.clone(),
+                });
+                if !self.req.charts_only {
+                    vr.images_error =
+                        Some("images not discovered: the chart could not be fetched".into());
+                }
+                return (vr, Vec::new());
+            }
+        };
+        vr.note = fetched.note.clone();
+        if !self.req.images_only {
+            let repo = chart_repo(
+                self.target,
+                self.req.spec.target.charts_prefix.as_deref(),
+                &u.chart,
+            );
+            let tag = version_tag(&u.version);
+            vr.chart_ref = Some(format!("oci://{}/{repo}:{tag}", self.target.host));
+            let expected = push::expected_digest(&fetched);
+            vr.chart_digest = Some(expected.clone());
+            let scope = if self.req.dry_run {
+                Scope::Pull(repo.clone())
+            } else {
+                Scope::Push(repo.clone())
+            };
+            let outcome = match dst.head_manifest(&repo, &tag, &scope).await {
+                Ok(Some(d)) if d == expected => Ok(ChartStatus::Skipped),
+                Ok(_) if self.req.dry_run => Ok(ChartStatus::WouldPush),
+                Ok(_) => {
+                    self.progress.event(Event::ChartPushing(i));
+                    push::push(&self.env.registries, dst, &repo, &tag, &fetched)
+                        .await
+                        .map(|_| ChartStatus::Pushed)
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(s) => vr.chart_status = s,
+                Err(e) => {
+                    vr.chart_status = ChartStatus::Failed;
+                    vr.chart_error =
+                        Some(format!("cannot push chart {}:{}: {e}", u.chart, u.version));
+                }
+            }
+            let detail = vr.chart_error.clone().or_else(|| vr.note.clone());
+            self.progress.event(Event::Chart {
+                unit: i,
+                status: vr.chart_status,
+                detail,
+            });
+        }
+        if self.req.charts_only {
+            return (vr, Vec::new());
+        }
+        match self.env.renderer.discover(&u.chart, &fetched.archive).await {
+            Ok(d) => {
+                vr.warnings = d.warnings;
+                self.progress.event(Event::ImagesFound {
+                    unit: i,
+                    count: d.images.len(),
+                });
+                (vr, d.images)
+            }
+            Err(e) => {
+                vr.images_error = Some(e.to_string());
+                self.progress.event(Event::ImagesFailed {
+                    unit: i,
+                    error: e.to_string(),
+                });
+                (vr, Vec::new())
+            }
+        }
+    }
+
+    async fn image(&self, src: &ImageRef, dst: &ImageRef, users: &[usize]) -> ImageResult {
+        if self.cancel.is_cancelled() {
+            return failed(src, dst, "cancelled".into());
+        }
+        let env = self.env.clone();
+        let (src2, dst2, dry_run) = (src.clone(), dst.clone(), self.req.dry_run);
+        let progress = self.progress;
+        let announce = || {
+            for &u in users {
+                progress.event(Event::ImageCopying {
+                    unit: u,
+                    source: src.to_string(),
+                });
+            }
+        };
+        // Existence check here, the copy itself in its own task (a panic there is one
+        // failed image, not a crashed run).
+        let plan = tokio::select! {
+            _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
+            p = check(&env, &src2, &dst2) => p,
+        };
+        let digest = match plan {
+            Err(e) => return failed(src, dst, e.to_string()),
+            Ok(Check::Present(d)) => {
+                return ImageResult {
+                    source: src.to_string(),
+                    target: dst.to_string(),
+                    status: ImageStatus::Skipped,
+                    digest: Some(d),
+                    bytes: 0,
+                    error: None,
+                };
+            }
+            Ok(Check::Missing(d)) => d,
+        };
+        if dry_run {
+            return ImageResult {
+                source: src.to_string(),
+                target: dst.to_string(),
+                status: ImageStatus::WouldCopy,
+                digest: Some(digest),
+                bytes: 0,
+                error: None,
+            };
+        }
+        announce();
+        let task = tokio::spawn(async move { copy(&env, &src2, &dst2, &digest).await });
+        let abort = task.abort_handle();
+        let joined = tokio::select! {
+            _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }
+            j = task => j,
+        };
+        match joined {
+            Ok(Ok((digest, bytes))) => ImageResult {
+                source: src.to_string(),
+                target: dst.to_string(),
+                status: ImageStatus::Copied,
+                digest: Some(digest),
+                bytes,
+                error: None,
+            },
+            Ok(Err(e)) => failed(src, dst, e.to_string()),
+            Err(e) if e.is_panic() => failed(
+                src,
+                dst,
+                "internal error while copying (a panic); please report it".into(),
+            ),
+            Err(_) => failed(src, dst, "cancelled".into()),
+        }
+    }
+}
+
+/// `host/path[/prefix]/chart` without the host.
+fn chart_repo(target: &TargetUrl, prefix: Option<&str>, chart: &str) -> String {
+    [target.path.as_str(), prefix.unwrap_or_default(), chart]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+enum Check {
+    Present(String),
+    Missing(String),
+}
+
+/// Resolve the source digest (HEAD) and compare with what the target tag holds.
+async fn check(env: &Env, src: &ImageRef, dst: &ImageRef) -> Result<Check, RegistryError> {
+    let s = env.registries.client(&src.registry).await?;
+    let d = env.registries.client(&dst.registry).await?;
+    let digest = match &src.digest {
+        Some(dg) => dg.clone(),
+        None => s
+            .head_manifest(
+                &src.repository,
+                src.reference(),
+                &Scope::Pull(src.repository.clone()),
+            )
+            .await?
+            .ok_or_else(|| RegistryError::Protocol {
+                host: src.registry.clone(),
+                reason: format!("{src} not found at the source"),
+            })?,
+    };
+    let present = d
+        .head_manifest(
+            &dst.repository,
+            dst.tag.as_deref().unwrap_or(&digest),
+            &Scope::Pull(dst.repository.clone()),
+        )
+        .await?;
+    Ok(if present.as_deref() == Some(digest.as_str()) {
+        Check::Present(digest)
+    } else {
+        Check::Missing(digest)
+    })
+}
+
+async fn copy(
+    env: &Env,
+    src: &ImageRef,
+    dst: &ImageRef,
+    digest: &str,
+) -> Result<(String, u64), RegistryError> {
+    let s = env.registries.client(&src.registry).await?;
+    let d = env.registries.client(&dst.registry).await?;
+    let root = s
+        .get_manifest(
+            &src.repository,
+            digest,
+            &Scope::Pull(src.repository.clone()),
+        )
+        .await?
+        .ok_or_else(|| RegistryError::Protocol {
+            host: src.registry.clone(),
+            reason: format!("{src} not found at the source"),
+        })?;
+    let stats = CopyStats::default();
+    let job = CopyJob {
+        src: &s,
+        src_repo: &src.repository,
+        dst: &d,
+        dst_repo: &dst.repository,
+        blob_parallelism: 3,
+    };
+    let digest = job.copy(&root, dst.tag.as_deref(), &stats).await?;
+    Ok((digest, stats.bytes.load(Ordering::Relaxed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collisions_name_both_sources() {
+        let t = TargetUrl::parse("reg.example.com").unwrap();
+        let a = ImageRef::parse("docker.io/x/y:1").unwrap();
+        let b = ImageRef::parse("quay.io/x/y:1").unwrap();
+        let c = ImageRef::parse("quay.io/x/z:1").unwrap();
+        let (ra, rb, rc) = (a.remap(&t), b.remap(&t), c.remap(&t));
+        let got = collisions([(&a, &ra), (&b, &rb), (&c, &rc)].into_iter());
+        assert_eq!(got.len(), 2);
+        assert!(got["docker.io/x/y:1"].contains("quay.io/x/y:1"));
+        assert!(got["quay.io/x/y:1"].contains("docker.io/x/y:1"));
+    }
+
+    #[test]
+    fn plan_applies_version_overrides_to_the_chosen_chart_only() {
+        let text = "target: {url: r.io, charts-prefix: charts}\nupstreams:\n  a: {type: repo, repo: 'https://x.io', chart: a, versions: ['1']}\n  b: {type: repo, repo: 'https://x.io', chart: b, versions: ['2', '3']}\n";
+        let (spec, _) = crate::config::parse(text.as_bytes(), std::path::Path::new("/")).unwrap();
+        let t = TargetUrl::parse("r.io").unwrap();
+        let mut req = MirrorRequest::all(spec);
+        assert_eq!(plan(&req, &t).unwrap().len(), 3);
+        req.only = Some("b".into());
+        req.versions = vec!["9".into()];
+        let units = plan(&req, &t).unwrap();
+        assert_eq!(
+            units.iter().map(|u| u.version.as_str()).collect::<Vec<_>>(),
+            vec!["9"]
+        );
+        assert_eq!(units[0].chart_base, "r.io/charts");
+        req.only = Some("zzz".into());
+        assert!(matches!(
+            plan(&req, &t),
+            Err(PipelineError::UnknownChart { .. })
+        ));
+        assert_eq!(
+            chart_repo(&TargetUrl::parse("r.io/ns").unwrap(), Some("charts"), "a"),
+            "ns/charts/a"
+        );
+    }
+}

@@ -1,0 +1,929 @@
+//! One registry host: HTTP transport, token and basic auth, retries with backoff. IO.
+//!
+//! Built on reqwest rather than `oci_client::Client` because mirroring needs what that
+//! client does not expose: response headers (`Retry-After`, `Docker-Content-Digest`,
+//! `Content-Type`), control over redirects (credentials must never follow a blob redirect
+//! to another host), per-request timeouts and a hook for request metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
+    WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode};
+use tokio::sync::Mutex;
+
+use super::manifest::{self, RawManifest};
+use super::{RegistryError, RegistryOptions};
+use crate::credentials::Credential;
+
+/// What a request needs permission for; becomes the token `scope`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Registry-wide (`/v2/`).
+    None,
+    /// Read a repository.
+    Pull(String),
+    /// Read and write a repository.
+    Push(String),
+    /// Write `repo` and read `from` (cross-repository mount).
+    Mount {
+        /// Destination.
+        repo: String,
+        /// Source repository on the same registry.
+        from: String,
+    },
+}
+
+impl Scope {
+    fn params(&self) -> Vec<String> {
+        match self {
+            Scope::None => vec![],
+            Scope::Pull(r) => vec![format!("repository:{r}:pull")],
+            Scope::Push(r) => vec![format!("repository:{r}:pull,push")],
+            Scope::Mount { repo, from } => vec![
+                format!("repository:{repo}:pull,push"),
+                format!("repository:{from}:pull"),
+            ],
+        }
+    }
+}
+
+#[derive(Default)]
+struct AuthState {
+    basic: bool,
+    tokens: HashMap<Scope, (String, Instant)>,
+}
+
+/// A client for one registry host.
+pub struct RegistryClient {
+    host: String,
+    base: String,
+    http: reqwest::Client,
+    credential: Option<Credential>,
+    auth: Mutex<AuthState>,
+    opts: Arc<RegistryOptions>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("host", &self.host)
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+/// The host a registry's API is served from (`docker.io` is served by `registry-1.docker.io`).
+pub fn api_host(host: &str) -> &str {
+    match host {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        h => h,
+    }
+}
+
+fn strip_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+impl RegistryClient {
+    pub(super) fn new(
+        host: &str,
+        http: reqwest::Client,
+        credential: Option<Credential>,
+        opts: Arc<RegistryOptions>,
+    ) -> Self {
+        let scheme = if opts.insecure_hosts.contains(host) {
+            "http"
+        } else {
+            "https"
+        };
+        RegistryClient {
+            host: host.to_string(),
+            base: format!("{scheme}://{}", api_host(host)),
+            http,
+            credential,
+            auth: Mutex::new(AuthState::default()),
+            opts,
+        }
+    }
+
+    /// The registry host this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{path}", self.base)
+    }
+
+    fn status_error(
+        &self,
+        method: &Method,
+        url: &str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> RegistryError {
+        RegistryError::Status {
+            host: self.host.clone(),
+            method: method.to_string(),
+            path: strip_query(url).trim_start_matches(&self.base).to_string(),
+            status: status.as_u16(),
+            detail: error_detail(body),
+        }
+    }
+
+    async fn auth_header(&self, scope: &Scope) -> Option<HeaderValue> {
+        let state = self.auth.lock().await;
+        if let Some((token, until)) = state.tokens.get(scope)
+            && Instant::now() < *until
+        {
+            return HeaderValue::from_str(&format!("Bearer {token}")).ok();
+        }
+        if state.basic {
+            return self.credential.as_ref().and_then(basic_header);
+        }
+        None
+    }
+
+    /// Answer a 401 challenge: fetch a token or switch to basic auth. Returns whether a retry
+    /// can succeed.
+    async fn authenticate(
+        &self,
+        challenge: Option<&HeaderValue>,
+        scope: &Scope,
+    ) -> Result<(), RegistryError> {
+        let auth_err = |reason: String| RegistryError::Auth {
+            host: self.host.clone(),
+            reason,
+        };
+        let challenge = challenge.and_then(|c| c.to_str().ok()).unwrap_or_default();
+        let (kind, params) = parse_challenge(challenge);
+        match kind.to_ascii_lowercase().as_str() {
+            "basic" => {
+                if self.credential.is_none() {
+                    return Err(auth_err(format!(
+                        "the registry requires a login; run `docker login {}` (or `helm registry login`)",
+                        self.host
+                    )));
+                }
+                self.auth.lock().await.basic = true;
+                Ok(())
+            }
+            "bearer" => {
+                let realm = params
+                    .get("realm")
+                    .ok_or_else(|| auth_err("token challenge without a realm".into()))?;
+                let mut url = url::Url::parse(realm)
+                    .map_err(|_| auth_err(format!("token realm {realm:?} is not a URL")))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(service) = params.get("service") {
+                        q.append_pair("service", service);
+                    }
+                    for s in scope.params() {
+                        q.append_pair("scope", &s);
+                    }
+                }
+                let mut req = self
+                    .http
+                    .get(url.clone())
+                    .timeout(self.opts.request_timeout);
+                // Credentials go to the realm only over TLS, or to the registry's own host.
+                let realm_host = url.host_str().map(|h| match url.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                });
+                let same_host = realm_host.as_deref() == Some(api_host(&self.host));
+                if let Some(c) = &self.credential
+                    && (url.scheme() == "https" || same_host)
+                    && let Some(h) = basic_header(c)
+                {
+                    req = req.header(AUTHORIZATION, h);
+                }
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| RegistryError::transport(&self.host, "token request", e))?;
+                self.observe("GET", resp.status());
+                let status = resp.status();
+                let body = read_limited(resp, 1024 * 1024)
+                    .await
+                    .map_err(|e| self.read_error("token response", e))?;
+                if !status.is_success() {
+                    return Err(auth_err(
+                        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                            format!(
+                                "the token service refused the credentials (HTTP {}); check `docker login {}`",
+                                status.as_u16(),
+                                self.host
+                            )
+                        } else {
+                            format!("token service answered HTTP {}", status.as_u16())
+                        },
+                    ));
+                }
+                #[derive(serde::Deserialize)]
+                struct Tok {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                    expires_in: Option<u64>,
+                }
+                let tok: Tok = serde_json::from_slice(&body)
+                    .map_err(|e| auth_err(format!("unreadable token response: {e}")))?;
+                let token = tok
+                    .token
+                    .or(tok.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| auth_err("token response holds no token".into()))?;
+                let ttl = Duration::from_secs(
+                    tok.expires_in
+                        .unwrap_or(60)
+                        .clamp(10, 3600)
+                        .saturating_sub(5),
+                );
+                self.auth
+                    .lock()
+                    .await
+                    .tokens
+                    .insert(scope.clone(), (token, Instant::now() + ttl));
+                Ok(())
+            }
+            _ => Err(auth_err(format!(
+                "unsupported authentication challenge {challenge:?}"
+            ))),
+        }
+    }
+
+    fn read_error(&self, what: &str, e: LimitedReadError) -> RegistryError {
+        match e {
+            LimitedReadError::TooLarge => RegistryError::Protocol {
+                host: self.host.clone(),
+                reason: format!("{what} is larger than lazyoci accepts"),
+            },
+            LimitedReadError::Http(e) => RegistryError::transport(&self.host, what, e),
+        }
+    }
+
+    fn observe(&self, method: &str, status: StatusCode) {
+        if let Some(o) = &self.opts.observer {
+            o.observe(&self.host, method, status.as_u16());
+        }
+    }
+
+    /// Send a request with auth, retries and backoff. `body` must be cheap to clone.
+    /// Returns the final response, whatever its status (callers judge 404 etc.).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &Scope,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0u32;
+        let mut authed = false;
+        loop {
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .headers(headers.clone())
+                .timeout(timeout);
+            if let Some(h) = self.auth_header(scope).await {
+                req = req.header(AUTHORIZATION, h);
+            }
+            if let Some(b) = &body {
+                req = req.header(CONTENT_LENGTH, b.len()).body(b.clone());
+            }
+            let outcome = req.send().await;
+            let retry_after = match outcome {
+                Ok(resp) => {
+                    let status = resp.status();
+                    self.observe(method.as_str(), status);
+                    if status == StatusCode::UNAUTHORIZED && !authed {
+                        authed = true;
+                        let challenge = resp.headers().get(WWW_AUTHENTICATE).cloned();
+                        self.authenticate(challenge.as_ref(), scope).await?;
+                        continue;
+                    }
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        let body = read_limited(resp, 64 * 1024).await.unwrap_or_default();
+                        return Err(RegistryError::Auth {
+                            host: self.host.clone(),
+                            reason: format!(
+                                "{} {} was refused (HTTP {}{}); check the credentials for {} (`docker login {}`)",
+                                method,
+                                strip_query(url).trim_start_matches(&self.base),
+                                status.as_u16(),
+                                error_detail(&body),
+                                self.host,
+                                self.host
+                            ),
+                        });
+                    }
+                    if !is_retryable(status) || attempt >= self.opts.retries {
+                        return Ok(resp);
+                    }
+                    retry_after_header(resp.headers())
+                }
+                Err(e) => {
+                    if attempt >= self.opts.retries
+                        || !(e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+                    {
+                        return Err(if e.is_timeout() {
+                            RegistryError::Timeout {
+                                host: self.host.clone(),
+                                what: format!(
+                                    "{method} {}",
+                                    strip_query(url).trim_start_matches(&self.base)
+                                ),
+                                secs: timeout.as_secs(),
+                            }
+                        } else {
+                            RegistryError::transport(
+                                &self.host,
+                                &format!(
+                                    "{method} {}",
+                                    strip_query(url).trim_start_matches(&self.base)
+                                ),
+                                e,
+                            )
+                        });
+                    }
+                    None
+                }
+            };
+            tokio::time::sleep(backoff(attempt, retry_after, self.opts.backoff_base)).await;
+            attempt += 1;
+        }
+    }
+
+    /// HEAD a manifest: its digest, or `None` when absent.
+    pub async fn head_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        scope: &Scope,
+    ) -> Result<Option<String>, RegistryError> {
+        let url = self.url(&format!("{repo}/manifests/{reference}"));
+        let resp = self
+            .send(
+                Method::HEAD,
+                &url,
+                scope,
+                accept_manifests(),
+                None,
+                self.opts.request_timeout,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                if let Some(d) = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|d| crate::digest::is_sha256(d))
+                {
+                    return Ok(Some(d.to_string()));
+                }
+                // No digest header: fetch the body and hash it.
+                Ok(self
+                    .get_manifest(repo, reference, scope)
+                    .await?
+                    .map(|m| m.digest))
+            }
+            s => Err(self.status_error(&Method::HEAD, &url, s, b"")),
+        }
+    }
+
+    /// GET a manifest's exact bytes, or `None` when absent. A digest reference is verified.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        scope: &Scope,
+    ) -> Result<Option<RawManifest>, RegistryError> {
+        let url = self.url(&format!("{repo}/manifests/{reference}"));
+        let resp = self
+            .send(
+                Method::GET,
+                &url,
+                scope,
+                accept_manifests(),
+                None,
+                self.opts.request_timeout,
+            )
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_limited(resp, manifest::MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|e| self.read_error(&format!("manifest {repo}:{reference}"), e))?;
+        if !status.is_success() {
+            return Err(self.status_error(&Method::GET, &url, status, &body));
+        }
+        let digest = crate::digest::sha256(&body);
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(RegistryError::Protocol {
+                host: self.host.clone(),
+                reason: format!(
+                    "manifest {repo}@{reference} has content with digest {digest}: the registry served the wrong bytes"
+                ),
+            });
+        }
+        let (_, media_type) =
+            manifest::Parsed::parse(&body, content_type.as_deref()).map_err(|reason| {
+                RegistryError::Protocol {
+                    host: self.host.clone(),
+                    reason: format!("manifest {repo}:{reference}: {reason}"),
+                }
+            })?;
+        Ok(Some(RawManifest {
+            bytes: body,
+            media_type,
+            digest,
+        }))
+    }
+
+    /// PUT a manifest under `reference` (a tag or its digest).
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        m: &RawManifest,
+    ) -> Result<(), RegistryError> {
+        let url = self.url(&format!("{repo}/manifests/{reference}"));
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&m.media_type) {
+            headers.insert(CONTENT_TYPE, v);
+        }
+        let resp = self
+            .send(
+                Method::PUT,
+                &url,
+                &Scope::Push(repo.to_string()),
+                headers,
+                Some(m.bytes.clone()),
+                self.opts.request_timeout,
+            )
+            .await?;
+        self.expect_success(Method::PUT, &url, resp)
+            .await
+            .map(|_| ())
+    }
+
+    async fn expect_success(
+        &self,
+        method: Method,
+        url: &str,
+        resp: Response,
+    ) -> Result<Response, RegistryError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = read_limited(resp, 64 * 1024).await.unwrap_or_default();
+        Err(self.status_error(&method, url, status, &body))
+    }
+
+    /// Whether the repository has this blob.
+    pub async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &str,
+        scope: &Scope,
+    ) -> Result<bool, RegistryError> {
+        let url = self.url(&format!("{repo}/blobs/{digest}"));
+        let resp = self
+            .send(
+                Method::HEAD,
+                &url,
+                scope,
+                HeaderMap::new(),
+                None,
+                self.opts.request_timeout,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            s => Err(self.status_error(&Method::HEAD, &url, s, b"")),
+        }
+    }
+
+    /// Start a blob download. Redirects are followed by hand: to the registry's own origin
+    /// with auth, anywhere else without any credential.
+    pub async fn get_blob(&self, repo: &str, digest: &str) -> Result<Response, RegistryError> {
+        let mut url = self.url(&format!("{repo}/blobs/{digest}"));
+        let scope = Scope::Pull(repo.to_string());
+        for _ in 0..5 {
+            let same_origin = url.starts_with(&format!("{}/", self.base));
+            let resp = if same_origin {
+                self.send(
+                    Method::GET,
+                    &url,
+                    &scope,
+                    HeaderMap::new(),
+                    None,
+                    self.opts.blob_timeout,
+                )
+                .await?
+            } else {
+                let r = self
+                    .http
+                    .get(&url)
+                    .timeout(self.opts.blob_timeout)
+                    .send()
+                    .await
+                    .map_err(|e| RegistryError::transport(&self.host, "blob redirect", e))?;
+                self.observe("GET", r.status());
+                r
+            };
+            if resp.status().is_redirection() {
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| RegistryError::Protocol {
+                        host: self.host.clone(),
+                        reason: "redirect without Location".into(),
+                    })?;
+                let next = url::Url::parse(&url)
+                    .and_then(|u| u.join(location))
+                    .map_err(|_| RegistryError::Protocol {
+                        host: self.host.clone(),
+                        reason: format!("bad redirect Location {location:?}"),
+                    })?;
+                url = next.to_string();
+                continue;
+            }
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Err(RegistryError::Protocol {
+                    host: self.host.clone(),
+                    reason: format!("blob {digest} is missing from {repo}"),
+                });
+            }
+            return self.expect_success(Method::GET, &url, resp).await;
+        }
+        Err(RegistryError::Protocol {
+            host: self.host.clone(),
+            reason: format!("too many redirects fetching blob {digest}"),
+        })
+    }
+
+    /// Ask the registry to mount `digest` from another repository. `true` when mounted.
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        from: &str,
+        digest: &str,
+    ) -> Result<bool, RegistryError> {
+        let url = self.url(&format!("{repo}/blobs/uploads/?mount={digest}&from={from}"));
+        let scope = Scope::Mount {
+            repo: repo.to_string(),
+            from: from.to_string(),
+        };
+        let resp = self
+            .send(
+                Method::POST,
+                &url,
+                &scope,
+                HeaderMap::new(),
+                Some(Bytes::new()),
+                self.opts.request_timeout,
+            )
+            .await?;
+        Ok(resp.status() == StatusCode::CREATED)
+    }
+
+    async fn start_upload(&self, repo: &str) -> Result<String, RegistryError> {
+        let url = self.url(&format!("{repo}/blobs/uploads/"));
+        let resp = self
+            .send(
+                Method::POST,
+                &url,
+                &Scope::Push(repo.to_string()),
+                HeaderMap::new(),
+                Some(Bytes::new()),
+                self.opts.request_timeout,
+            )
+            .await?;
+        let resp = self.expect_success(Method::POST, &url, resp).await?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| RegistryError::Protocol {
+                host: self.host.clone(),
+                reason: "upload started without a Location".into(),
+            })?;
+        let full = url::Url::parse(&url)
+            .and_then(|u| u.join(location))
+            .map_err(|_| RegistryError::Protocol {
+                host: self.host.clone(),
+                reason: format!("bad upload Location {location:?}"),
+            })?;
+        if !full.as_str().starts_with(&format!("{}/", self.base)) {
+            return Err(RegistryError::Protocol { host: self.host.clone(), reason: "the registry sent the upload to another host; refusing to send credentials there".into() });
+        }
+        Ok(full.to_string())
+    }
+
+    fn upload_url(location: &str, digest: &str) -> String {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        format!("{location}{sep}digest={digest}")
+    }
+
+    /// Upload a small blob held in memory.
+    pub async fn push_blob_bytes(
+        &self,
+        repo: &str,
+        digest: &str,
+        bytes: Bytes,
+    ) -> Result<(), RegistryError> {
+        let location = self.start_upload(repo).await?;
+        let url = Self::upload_url(&location, digest);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let resp = self
+            .send(
+                Method::PUT,
+                &url,
+                &Scope::Push(repo.to_string()),
+                headers,
+                Some(bytes),
+                self.opts.request_timeout,
+            )
+            .await?;
+        self.expect_success(Method::PUT, &url, resp)
+            .await
+            .map(|_| ())
+    }
+
+    /// Upload a blob from a stream in one PUT with a known length (monolithic upload).
+    /// The stream is consumed once; the caller retries the whole transfer on failure.
+    pub async fn push_blob_stream(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<(), RegistryError> {
+        let location = self.start_upload(repo).await?;
+        let url = Self::upload_url(&location, digest);
+        let scope = Scope::Push(repo.to_string());
+        let mut req = self
+            .http
+            .put(&url)
+            .header(CONTENT_LENGTH, size)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .timeout(self.opts.blob_timeout)
+            .body(body);
+        if let Some(h) = self.auth_header(&scope).await {
+            req = req.header(AUTHORIZATION, h);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RegistryError::transport(&self.host, &format!("upload of {digest}"), e))?;
+        self.observe("PUT", resp.status());
+        self.expect_success(Method::PUT, &url, resp)
+            .await
+            .map(|_| ())
+    }
+
+    /// All tags of a repository (follows `Link` pagination).
+    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        let url = self.url(&format!("{repo}/tags/list"));
+        let resp = self
+            .send(
+                Method::GET,
+                &url,
+                &Scope::Pull(repo.to_string()),
+                HeaderMap::new(),
+                None,
+                self.opts.request_timeout,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        let resp = self.expect_success(Method::GET, &url, resp).await?;
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            tags: Option<Vec<String>>,
+        }
+        let body = read_limited(resp, 16 * 1024 * 1024)
+            .await
+            .map_err(|e| self.read_error("tag list", e))?;
+        let t: Tags = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+            host: self.host.clone(),
+            reason: format!("unreadable tag list: {e}"),
+        })?;
+        Ok(t.tags.unwrap_or_default())
+    }
+}
+
+fn accept_manifests() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
+    h
+}
+
+fn basic_header(c: &Credential) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    let raw =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    let mut v = HeaderValue::from_str(&format!("Basic {raw}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?;
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(300)))
+}
+
+/// Exponential backoff with full jitter, or the server's `Retry-After` when given.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> Duration {
+    if let Some(r) = retry_after {
+        return r;
+    }
+    let cap = base
+        .saturating_mul(1 << attempt.min(8))
+        .min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut x = u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let frac = (x % 1000) as f64 / 1000.0;
+    cap.mul_f64(0.5 + frac / 2.0)
+}
+
+/// Parse `Bearer realm="…",service="…"` into its scheme and parameters.
+pub fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = chars
+                .by_ref()
+                .take_while(|c| *c != ',')
+                .collect::<String>()
+                .trim()
+                .to_string();
+        }
+        params.insert(key, value);
+    }
+    (scheme.to_string(), params)
+}
+
+/// The `errors[].code: message` of a registry error body, short.
+fn error_detail(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Env {
+        errors: Vec<E>,
+    }
+    #[derive(serde::Deserialize)]
+    struct E {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let text = match serde_json::from_slice::<Env>(body) {
+        Ok(env) => env
+            .errors
+            .iter()
+            .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    };
+    let text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// Why a bounded read failed.
+#[derive(Debug)]
+pub enum LimitedReadError {
+    /// More bytes than allowed.
+    TooLarge,
+    /// The transfer failed.
+    Http(reqwest::Error),
+}
+
+/// Read a response body, refusing more than `limit` bytes.
+pub async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, LimitedReadError> {
+    use futures::StreamExt;
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(LimitedReadError::TooLarge);
+    }
+    let mut out = bytes::BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(LimitedReadError::Http)?;
+        if out.len() + chunk.len() > limit {
+            return Err(LimitedReadError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
+        assert_eq!(s, "Bearer");
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/nginx:pull");
+        let (s, p) = parse_challenge(r#"Basic realm="basic-realm""#);
+        assert_eq!((s.as_str(), p["realm"].as_str()), ("Basic", "basic-realm"));
+    }
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        let base = Duration::from_millis(100);
+        assert_eq!(
+            backoff(3, Some(Duration::from_secs(7)), base),
+            Duration::from_secs(7)
+        );
+        let first = backoff(0, None, base);
+        assert!(first >= Duration::from_millis(50) && first <= base);
+        assert!(backoff(6, None, base) >= Duration::from_millis(3200));
+    }
+
+    #[test]
+    fn error_details_are_short_and_printable() {
+        assert_eq!(
+            error_detail(
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
+            ),
+            ": MANIFEST_UNKNOWN manifest unknown"
+        );
+        assert_eq!(error_detail(b""), "");
+        assert!(error_detail(&[b'x'; 1000]).len() < 310);
+    }
+}

@@ -1,0 +1,267 @@
+//! Registry-to-registry copy of a manifest tree (index, manifests, blobs). IO.
+//!
+//! Manifests move as the exact bytes the source served, so every digest survives. Blobs
+//! stream from the source GET into one PUT on the target and are hashed on the way: bytes
+//! that do not match their digest abort the upload, so nothing unverified is committed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::RegistryError;
+use super::client::{RegistryClient, Scope};
+use super::manifest::{self, Descriptor, Parsed, RawManifest};
+
+/// Byte and blob counts of one copy.
+#[derive(Debug, Default)]
+pub struct CopyStats {
+    /// Blob bytes sent to the target.
+    pub bytes: AtomicU64,
+    /// Blobs uploaded.
+    pub blobs_copied: AtomicU64,
+    /// Blobs the target already had.
+    pub blobs_present: AtomicU64,
+}
+
+/// Where to copy from and to.
+pub struct CopyJob<'a> {
+    /// Source registry.
+    pub src: &'a RegistryClient,
+    /// Source repository.
+    pub src_repo: &'a str,
+    /// Target registry.
+    pub dst: &'a RegistryClient,
+    /// Target repository.
+    pub dst_repo: &'a str,
+    /// Blobs copied in parallel within this image.
+    pub blob_parallelism: usize,
+}
+
+impl CopyJob<'_> {
+    /// Copy the manifest tree rooted at `root` and tag it `tag` (or store it by digest when
+    /// `tag` is `None`). Returns the root digest.
+    pub async fn copy(
+        &self,
+        root: &RawManifest,
+        tag: Option<&str>,
+        stats: &CopyStats,
+    ) -> Result<String, RegistryError> {
+        self.copy_tree(root, stats, 0).await?;
+        self.dst
+            .put_manifest(self.dst_repo, tag.unwrap_or(&root.digest), root)
+            .await?;
+        Ok(root.digest.clone())
+    }
+
+    /// Copy everything `m` refers to (not `m` itself).
+    fn copy_tree<'s>(
+        &'s self,
+        m: &'s RawManifest,
+        stats: &'s CopyStats,
+        depth: u8,
+    ) -> futures::future::BoxFuture<'s, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let protocol = |reason: String| RegistryError::Protocol {
+                host: self.src.host().to_string(),
+                reason,
+            };
+            if depth > 3 {
+                return Err(protocol("index nesting deeper than 3 levels".into()));
+            }
+            let (parsed, _) = Parsed::parse(&m.bytes, Some(&m.media_type)).map_err(protocol)?;
+            match parsed {
+                Parsed::Index(children) => {
+                    let mut seen = std::collections::HashSet::new();
+                    for child in children.iter().filter(|c| seen.insert(c.digest.clone())) {
+                        let dst_scope = Scope::Push(self.dst_repo.to_string());
+                        if self
+                            .dst
+                            .head_manifest(self.dst_repo, &child.digest, &dst_scope)
+                            .await?
+                            == Some(child.digest.clone())
+                        {
+                            continue; // content-addressed: present means complete
+                        }
+                        let raw = self
+                            .src
+                            .get_manifest(
+                                self.src_repo,
+                                &child.digest,
+                                &Scope::Pull(self.src_repo.to_string()),
+                            )
+                            .await?
+                            .ok_or_else(|| {
+                                protocol(format!(
+                                    "index refers to {} which {} does not have",
+                                    child.digest, self.src_repo
+                                ))
+                            })?;
+                        self.copy_tree(&raw, stats, depth + 1).await?;
+                        self.dst
+                            .put_manifest(self.dst_repo, &raw.digest, &raw)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                Parsed::Image { config, layers } => {
+                    let blobs: Vec<Descriptor> = std::iter::once(config)
+                        .chain(layers)
+                        .filter(|d| !manifest::is_non_distributable(d))
+                        .collect();
+                    let mut unique = std::collections::HashSet::new();
+                    futures::stream::iter(
+                        blobs
+                            .into_iter()
+                            .filter(|d| unique.insert(d.digest.clone()))
+                            .map(|d| async move { self.copy_blob(&d, stats).await }),
+                    )
+                    .buffer_unordered(self.blob_parallelism.max(1))
+                    .try_collect::<Vec<()>>()
+                    .await?;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    async fn copy_blob(&self, d: &Descriptor, stats: &CopyStats) -> Result<(), RegistryError> {
+        let dst_scope = Scope::Push(self.dst_repo.to_string());
+        if self
+            .dst
+            .blob_exists(self.dst_repo, &d.digest, &dst_scope)
+            .await?
+        {
+            stats.blobs_present.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let retries = 3;
+        let mut attempt = 0;
+        loop {
+            match self.stream_blob(d).await {
+                Ok(()) => break,
+                Err(e) if e.is_transient() && attempt < retries => {
+                    tracing::debug!(digest = %d.digest, error = %e, "retrying blob transfer");
+                    tokio::time::sleep(super::client::backoff(
+                        attempt,
+                        None,
+                        std::time::Duration::from_millis(500),
+                    ))
+                    .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        stats.bytes.fetch_add(d.size, Ordering::Relaxed);
+        stats.blobs_copied.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn stream_blob(&self, d: &Descriptor) -> Result<(), RegistryError> {
+        let resp = self.src.get_blob(self.src_repo, &d.digest).await?;
+        if let Some(len) = resp.content_length()
+            && len != d.size
+        {
+            return Err(RegistryError::Protocol {
+                host: self.src.host().to_string(),
+                reason: format!(
+                    "blob {} is {len} bytes, but its descriptor says {}",
+                    d.digest, d.size
+                ),
+            });
+        }
+        let body = verified_stream(resp.bytes_stream(), d.digest.clone(), d.size);
+        self.dst
+            .push_blob_stream(
+                self.dst_repo,
+                &d.digest,
+                d.size,
+                reqwest::Body::wrap_stream(body),
+            )
+            .await
+    }
+}
+
+/// Pass chunks through while hashing them; end with an error if the total size or the
+/// digest is not the expected one, which aborts the upload it feeds.
+pub fn verified_stream<S>(
+    inner: S,
+    digest: String,
+    size: u64,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+{
+    let hasher = Arc::new(std::sync::Mutex::new(crate::digest::Hasher::default()));
+    let h = hasher.clone();
+    let body = inner.map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        let mut h = h
+            .lock()
+            .map_err(|_| std::io::Error::other("hasher poisoned"))?;
+        h.update(&chunk);
+        if h.len() > size {
+            return Err(std::io::Error::other(format!(
+                "blob is larger than the {size} bytes its descriptor says"
+            )));
+        }
+        Ok(chunk)
+    });
+    let check = futures::stream::once(async move {
+        let h = hasher
+            .lock()
+            .map_err(|_| std::io::Error::other("hasher poisoned"))?
+            .clone();
+        let len = h.len();
+        let got = h.finish();
+        if len != size || got != digest {
+            return Err(std::io::Error::other(format!(
+                "content does not match its digest: expected {digest} ({size} bytes), got {got} ({len} bytes)"
+            )));
+        }
+        Ok(bytes::Bytes::new())
+    });
+    body.chain(check)
+        .try_filter(|b| futures::future::ready(!b.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verified_stream_passes_good_bytes_and_fails_bad_ones() {
+        let data = bytes::Bytes::from_static(b"hello world");
+        let digest = crate::digest::sha256(&data);
+        let good = futures::stream::iter(vec![
+            Ok::<_, reqwest::Error>(data.slice(..5)),
+            Ok(data.slice(5..)),
+        ]);
+        let out: Vec<_> = verified_stream(good, digest.clone(), 11)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(out.concat(), b"hello world");
+        let bad = futures::stream::iter(vec![Ok::<_, reqwest::Error>(bytes::Bytes::from_static(
+            b"hello w0rld",
+        ))]);
+        let err = verified_stream(bad, digest.clone(), 11)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its digest"),
+            "{err}"
+        );
+        let long = futures::stream::iter(vec![Ok::<_, reqwest::Error>(bytes::Bytes::from_static(
+            b"hello world!",
+        ))]);
+        assert!(
+            verified_stream(long, digest, 11)
+                .try_collect::<Vec<_>>()
+                .await
+                .is_err()
+        );
+    }
+}

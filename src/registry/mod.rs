@@ -1,0 +1,226 @@
+//! Talking to OCI registries: one client per host, and registry-to-registry copies. IO.
+
+pub mod client;
+pub mod copy;
+pub mod manifest;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use client::{RegistryClient, Scope};
+
+use crate::credentials::{CredentialError, CredentialSource};
+
+/// Receives one call per HTTP response, for metrics.
+pub trait RequestObserver: Send + Sync {
+    /// A response from `host` to `method` with `status`.
+    fn observe(&self, host: &str, method: &str, status: u16);
+}
+
+/// How registry clients behave.
+pub struct RegistryOptions {
+    /// Hosts reached over plain HTTP (only ever the target, when `insecure: true`).
+    pub insecure_hosts: HashSet<String>,
+    /// Extra PEM CA certificates to trust.
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Timeout for each small request (manifests, HEADs, tokens).
+    pub request_timeout: Duration,
+    /// Timeout for a whole blob transfer.
+    pub blob_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt for transient failures.
+    pub retries: u32,
+    /// First backoff step.
+    pub backoff_base: Duration,
+    /// Metrics hook.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure_hosts: HashSet::new(),
+            extra_ca_pem: Vec::new(),
+            request_timeout: Duration::from_secs(60),
+            blob_timeout: Duration::from_secs(3600),
+            connect_timeout: Duration::from_secs(15),
+            retries: 4,
+            backoff_base: Duration::from_millis(250),
+            observer: None,
+        }
+    }
+}
+
+/// Errors talking to a registry. Messages name the host and never carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry answered with an unexpected status.
+    #[error("{method} {path} on {host} answered HTTP {status}{detail}")]
+    Status {
+        /// Registry host.
+        host: String,
+        /// HTTP method.
+        method: String,
+        /// URL path (no query).
+        path: String,
+        /// Status code.
+        status: u16,
+        /// The registry's error message, if any.
+        detail: String,
+    },
+    /// The request could not be sent or the answer not read.
+    #[error("cannot reach {host} ({what}): {reason}")]
+    Transport {
+        /// Registry host.
+        host: String,
+        /// What was being done.
+        what: String,
+        /// The underlying error, with its causes.
+        reason: String,
+    },
+    /// No answer in time.
+    #[error("{what} on {host} timed out after {secs}s")]
+    Timeout {
+        /// Registry host.
+        host: String,
+        /// What was being done.
+        what: String,
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// Authentication failed.
+    #[error("authentication to {host} failed: {reason}")]
+    Auth {
+        /// Registry host.
+        host: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The registry broke the protocol or served bad content.
+    #[error("{host}: {reason}")]
+    Protocol {
+        /// Registry host.
+        host: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Credentials could not be looked up.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The HTTP client could not be built (bad CA file, say).
+    #[error("cannot set up HTTPS: {0}")]
+    Setup(String),
+}
+
+impl RegistryError {
+    pub(crate) fn transport(host: &str, what: &str, e: reqwest::Error) -> Self {
+        let mut reason = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            src = s.source();
+        }
+        RegistryError::Transport {
+            host: host.to_string(),
+            what: what.to_string(),
+            reason,
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            RegistryError::Transport { .. } | RegistryError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// A short, bounded label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            RegistryError::Status { .. } => "registry_status",
+            RegistryError::Transport { .. } => "network",
+            RegistryError::Timeout { .. } => "timeout",
+            RegistryError::Auth { .. } | RegistryError::Credentials(_) => "auth",
+            RegistryError::Protocol { .. } => "protocol",
+            RegistryError::Setup(_) => "setup",
+        }
+    }
+}
+
+/// One [`RegistryClient`] per registry host, created on first use with that host's credentials.
+pub struct Registries {
+    opts: Arc<RegistryOptions>,
+    credentials: Arc<dyn CredentialSource>,
+    http: reqwest::Client,
+    clients: tokio::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
+}
+
+impl std::fmt::Debug for Registries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registries").finish_non_exhaustive()
+    }
+}
+
+impl Registries {
+    /// Build the shared HTTP client. Fails on an unusable CA certificate.
+    pub fn new(
+        opts: RegistryOptions,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> Result<Self, RegistryError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.request_timeout)
+            .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(32);
+        for pem in &opts.extra_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                RegistryError::Setup(format!("the CA file is not a PEM certificate bundle: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(RegistryError::Setup(
+                    "the CA file holds no PEM certificate".into(),
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| RegistryError::Setup(e.to_string()))?;
+        Ok(Registries {
+            opts: Arc::new(opts),
+            credentials,
+            http,
+            clients: Default::default(),
+        })
+    }
+
+    /// The client for `host`.
+    pub async fn client(&self, host: &str) -> Result<Arc<RegistryClient>, RegistryError> {
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(host) {
+            return Ok(c.clone());
+        }
+        let credential = self.credentials.get(host).await?;
+        let c = Arc::new(RegistryClient::new(
+            host,
+            self.http.clone(),
+            credential,
+            self.opts.clone(),
+        ));
+        clients.insert(host.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// The shared options.
+    pub fn options(&self) -> &RegistryOptions {
+        &self.opts
+    }
+}

@@ -1,0 +1,183 @@
+//! The result of a mirror run: one value the CLI prints and the operator folds into
+//! status. Pure. Field names follow the CLI contract's JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to a chart artifact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChartStatus {
+    /// Pushed to the target.
+    Pushed,
+    /// The target already held the same digest.
+    Skipped,
+    /// Fetching or pushing failed.
+    Failed,
+    /// Dry run: would be pushed.
+    WouldPush,
+    /// `--images-only`: the chart artifact was not mirrored.
+    NotRequested,
+}
+
+/// What happened to an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageStatus {
+    /// Copied to the target.
+    Copied,
+    /// The target tag already held the source digest.
+    Skipped,
+    /// Copying failed.
+    Failed,
+    /// Dry run: would be copied.
+    WouldCopy,
+}
+
+/// One image of one chart version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageResult {
+    /// Normalised source reference.
+    pub source: String,
+    /// Target reference.
+    pub target: String,
+    /// Outcome.
+    pub status: ImageStatus,
+    /// Manifest digest (the same on both sides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Blob bytes sent for this image in this run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One chart version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionResult {
+    /// Chart version.
+    pub version: String,
+    /// Outcome for the chart artifact.
+    pub chart_status: ChartStatus,
+    /// Target reference of the chart, `oci://…:<version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_ref: Option<String>,
+    /// Manifest digest of the chart artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_digest: Option<String>,
+    /// Why the chart failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_error: Option<String>,
+    /// Something worth knowing (e.g. a stamped version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Why images could not be discovered (e.g. helm's error when the chart does not render).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_error: Option<String>,
+    /// Non-fatal discovery remarks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Images, sorted by source.
+    pub images: Vec<ImageResult>,
+    /// Images copied (in a dry run: that would be copied).
+    pub images_copied: usize,
+    /// Images already present.
+    pub images_skipped: usize,
+    /// Images that failed.
+    pub images_failed: usize,
+}
+
+impl VersionResult {
+    /// Whether anything about this version failed.
+    pub fn failed(&self) -> bool {
+        self.chart_status == ChartStatus::Failed
+            || self.images_error.is_some()
+            || self.images_failed > 0
+    }
+
+    /// Recount the image counters from `images`.
+    pub fn recount(&mut self) {
+        let count =
+            |s: &[ImageStatus]| self.images.iter().filter(|i| s.contains(&i.status)).count();
+        self.images_copied = count(&[ImageStatus::Copied, ImageStatus::WouldCopy]);
+        self.images_skipped = count(&[ImageStatus::Skipped]);
+        self.images_failed = count(&[ImageStatus::Failed]);
+    }
+}
+
+/// One upstream (chart key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartResult {
+    /// Upstream key.
+    pub key: String,
+    /// Chart name.
+    pub chart: String,
+    /// Per version.
+    pub versions: Vec<VersionResult>,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorReport {
+    /// Per upstream, in config order.
+    pub charts: Vec<ChartResult>,
+    /// Chart artifacts pushed (dry run: that would be pushed).
+    pub charts_pushed: usize,
+    /// Chart artifacts already present.
+    pub charts_skipped: usize,
+    /// Chart versions whose chart failed.
+    pub charts_failed: usize,
+    /// Images copied, summed over chart versions (dry run: that would be copied).
+    pub images_copied: usize,
+    /// Images already present, summed over chart versions.
+    pub images_skipped: usize,
+    /// Images failed, summed over chart versions.
+    pub images_failed: usize,
+    /// Chart versions whose images could not be discovered.
+    #[serde(default)]
+    pub discovery_failed: usize,
+    /// Distinct images across the run.
+    #[serde(default)]
+    pub unique_images: usize,
+    /// Blob bytes sent to the target.
+    #[serde(default)]
+    pub bytes_copied: u64,
+    /// Whether this was a dry run (nothing written).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Wall time in milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+impl MirrorReport {
+    /// Recompute the totals from the per-version results.
+    pub fn recount(&mut self) {
+        let versions: Vec<&VersionResult> = self.charts.iter().flat_map(|c| &c.versions).collect();
+        let charts = |s: ChartStatus| versions.iter().filter(|v| v.chart_status == s).count();
+        self.charts_pushed = charts(ChartStatus::Pushed) + charts(ChartStatus::WouldPush);
+        self.charts_skipped = charts(ChartStatus::Skipped);
+        self.charts_failed = charts(ChartStatus::Failed);
+        self.images_copied = versions.iter().map(|v| v.images_copied).sum();
+        self.images_skipped = versions.iter().map(|v| v.images_skipped).sum();
+        self.images_failed = versions.iter().map(|v| v.images_failed).sum();
+        self.discovery_failed = versions.iter().filter(|v| v.images_error.is_some()).count();
+    }
+
+    /// Whether any chart, discovery or image failed (exit code 1).
+    pub fn has_failures(&self) -> bool {
+        self.charts
+            .iter()
+            .flat_map(|c| &c.versions)
+            .any(VersionResult::failed)
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

@@ -1,0 +1,89 @@
+//! Charts stored as OCI artifacts: `oci://host/path/<chart>:<version>`. IO.
+
+use super::store::ArtifactStore;
+use super::{FetchError, FetchedChart, Origin};
+use crate::chart::archive;
+use crate::registry::manifest::{HELM_CHART_LAYER, Parsed};
+use crate::registry::{Registries, Scope};
+use crate::spec::{OciLocation, version_tag};
+
+/// Fetch `chart` at `version` from the OCI location `loc`, keeping its manifest.
+pub async fn fetch(
+    registries: &Registries,
+    loc: &OciLocation,
+    chart: &str,
+    version: &str,
+    store: &ArtifactStore,
+) -> Result<FetchedChart, FetchError> {
+    let client = registries.client(&loc.host).await?;
+    let repo = loc.repository(chart);
+    let tag = version_tag(version);
+    let location = format!("oci://{}/{repo}:{tag}", loc.host);
+    let scope = Scope::Pull(repo.clone());
+    let manifest = client
+        .get_manifest(&repo, &tag, &scope)
+        .await?
+        .ok_or_else(|| FetchError::NotFound {
+            what: format!("{chart} version {version}"),
+            location: format!("oci://{}/{repo}", loc.host),
+            hint: String::new(),
+        })?;
+    let bad = |reason: String| FetchError::Archive {
+        location: location.clone(),
+        source: archive::ArchiveError::Format(reason),
+    };
+    let (parsed, _) = Parsed::parse(&manifest.bytes, Some(&manifest.media_type)).map_err(&bad)?;
+    let Parsed::Image { layers, .. } = parsed else {
+        return Err(bad("an image index, not a Helm chart artifact".into()));
+    };
+    let layer = layers
+        .iter()
+        .find(|l| l.media_type == HELM_CHART_LAYER || l.media_type == "application/tar+gzip")
+        .ok_or_else(|| {
+            bad(format!(
+                "no layer of type {HELM_CHART_LAYER}: this is not a Helm chart"
+            ))
+        })?;
+    if layer.size > archive::MAX_ARCHIVE_BYTES as u64 {
+        return Err(FetchError::Archive {
+            location,
+            source: archive::ArchiveError::TooLarge(format!("{} bytes", layer.size)),
+        });
+    }
+    let bytes = match store.get(&layer.digest).await {
+        Some(b) => b,
+        None => {
+            let resp = client.get_blob(&repo, &layer.digest).await?;
+            let body = crate::registry::client::read_limited(resp, archive::MAX_ARCHIVE_BYTES)
+                .await
+                .map_err(|_| FetchError::Download {
+                    url: location.clone(),
+                    reason: "chart layer could not be read".into(),
+                })?;
+            let actual = crate::digest::sha256(&body);
+            if actual != layer.digest {
+                return Err(FetchError::DigestMismatch {
+                    url: location,
+                    expected: layer.digest.clone(),
+                    actual,
+                });
+            }
+            store.put(&body).await?;
+            body
+        }
+    };
+    let meta = archive::inspect(&bytes)
+        .and_then(|m| archive::expect(&m, chart, version).map(|_| m))
+        .map_err(|source| FetchError::Archive { location, source })?;
+    Ok(FetchedChart {
+        digest: layer.digest.clone(),
+        archive: bytes,
+        meta,
+        origin: Origin::Oci {
+            host: loc.host.clone(),
+            repo,
+            manifest,
+        },
+        note: None,
+    })
+}

@@ -1,0 +1,1 @@
+//! Test and demo harness (filled in on the harness branch).
