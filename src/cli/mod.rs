@@ -100,6 +100,15 @@ pub struct MirrorArgs {
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Reach this source registry host (`host:port`) over plain HTTP (repeatable). The target
+    /// uses `target.insecure` instead.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "LAZYOCI_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 /// `lazyoci demo` flags.
@@ -125,15 +134,12 @@ pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 
 /// Build the pipeline environment for the CLI.
 pub fn cli_env(
-    target_host: Option<&str>,
-    insecure: bool,
+    insecure_hosts: impl IntoIterator<Item = String>,
     ca_file: Option<&PathBuf>,
     artifact_dir: PathBuf,
 ) -> Result<Env, String> {
     let mut opts = RegistryOptions::default();
-    if insecure && let Some(h) = target_host {
-        opts.insecure_hosts.insert(h.to_string());
-    }
+    opts.insecure_hosts.extend(insecure_hosts);
     let mut http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
         .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")));
@@ -220,12 +226,11 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         .artifact_dir
         .clone()
         .unwrap_or_else(default_artifact_dir);
-    let env = match cli_env(
-        Some(&target.host),
-        req.spec.target.insecure,
-        args.ca_file.as_ref(),
-        artifact_dir,
-    ) {
+    let mut insecure = args.insecure_registries.clone();
+    if req.spec.target.insecure {
+        insecure.push(target.host.clone());
+    }
+    let env = match cli_env(insecure, args.ca_file.as_ref(), artifact_dir) {
         Ok(e) => e,
         Err(e) => return fail(EXIT_USAGE, e),
     };
