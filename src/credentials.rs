@@ -256,10 +256,10 @@ impl DockerCredentials {
                     return Ok(Some(c));
                 }
             }
-            if let Some(store) = cfg.creds_store.filter(|s| !s.is_empty()) {
-                if let Some(c) = run_helper(&store, host, self.helper_timeout).await? {
-                    return Ok(Some(c));
-                }
+            if let Some(store) = cfg.creds_store.filter(|s| !s.is_empty())
+                && let Some(c) = run_helper(&store, host, self.helper_timeout).await?
+            {
+                return Ok(Some(c));
             }
         }
         if let Some(cfg) = Self::read(&self.helm_config).await?

@@ -5,68 +5,33 @@
 //! `Content-Type`), control over redirects (credentials must never follow a blob redirect
 //! to another host), per-request timeouts and a hook for request metrics.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
-    WWW_AUTHENTICATE,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode};
 use tokio::sync::Mutex;
 
+use super::auth::{AuthState, Scope};
+use super::http::{
+    LimitedReadError, accept_manifests, backoff, error_detail, is_retryable, read_limited,
+    retry_after_header, strip_query,
+};
 use super::manifest::{self, RawManifest};
 use super::{RegistryError, RegistryOptions};
 use crate::credentials::Credential;
 
-/// What a request needs permission for; becomes the token `scope`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Registry-wide (`/v2/`).
-    None,
-    /// Read a repository.
-    Pull(String),
-    /// Read and write a repository.
-    Push(String),
-    /// Write `repo` and read `from` (cross-repository mount).
-    Mount {
-        /// Destination.
-        repo: String,
-        /// Source repository on the same registry.
-        from: String,
-    },
-}
-
-impl Scope {
-    fn params(&self) -> Vec<String> {
-        match self {
-            Scope::None => vec![],
-            Scope::Pull(r) => vec![format!("repository:{r}:pull")],
-            Scope::Push(r) => vec![format!("repository:{r}:pull,push")],
-            Scope::Mount { repo, from } => vec![
-                format!("repository:{repo}:pull,push"),
-                format!("repository:{from}:pull"),
-            ],
-        }
-    }
-}
-
-#[derive(Default)]
-struct AuthState {
-    basic: bool,
-    tokens: HashMap<Scope, (String, Instant)>,
-}
-
 /// A client for one registry host.
 pub struct RegistryClient {
-    host: String,
-    base: String,
-    http: reqwest::Client,
-    credential: Option<Credential>,
-    auth: Mutex<AuthState>,
-    opts: Arc<RegistryOptions>,
+    pub(super) host: String,
+    pub(super) base: String,
+    pub(super) http: reqwest::Client,
+    pub(super) credential: Option<Credential>,
+    pub(super) auth: Mutex<AuthState>,
+    pub(super) opts: Arc<RegistryOptions>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -84,10 +49,6 @@ pub fn api_host(host: &str) -> &str {
         "docker.io" | "index.docker.io" => "registry-1.docker.io",
         h => h,
     }
-}
-
-fn strip_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
 }
 
 impl RegistryClient {
@@ -136,130 +97,7 @@ impl RegistryClient {
             detail: error_detail(body),
         }
     }
-
-    async fn auth_header(&self, scope: &Scope) -> Option<HeaderValue> {
-        let state = self.auth.lock().await;
-        if let Some((token, until)) = state.tokens.get(scope)
-            && Instant::now() < *until
-        {
-            return HeaderValue::from_str(&format!("Bearer {token}")).ok();
-        }
-        if state.basic {
-            return self.credential.as_ref().and_then(basic_header);
-        }
-        None
-    }
-
-    /// Answer a 401 challenge: fetch a token or switch to basic auth. Returns whether a retry
-    /// can succeed.
-    async fn authenticate(
-        &self,
-        challenge: Option<&HeaderValue>,
-        scope: &Scope,
-    ) -> Result<(), RegistryError> {
-        let auth_err = |reason: String| RegistryError::Auth {
-            host: self.host.clone(),
-            reason,
-        };
-        let challenge = challenge.and_then(|c| c.to_str().ok()).unwrap_or_default();
-        let (kind, params) = parse_challenge(challenge);
-        match kind.to_ascii_lowercase().as_str() {
-            "basic" => {
-                if self.credential.is_none() {
-                    return Err(auth_err(format!(
-                        "the registry requires a login; run `docker login {}` (or `helm registry login`)",
-                        self.host
-                    )));
-                }
-                self.auth.lock().await.basic = true;
-                Ok(())
-            }
-            "bearer" => {
-                let realm = params
-                    .get("realm")
-                    .ok_or_else(|| auth_err("token challenge without a realm".into()))?;
-                let mut url = url::Url::parse(realm)
-                    .map_err(|_| auth_err(format!("token realm {realm:?} is not a URL")))?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(service) = params.get("service") {
-                        q.append_pair("service", service);
-                    }
-                    for s in scope.params() {
-                        q.append_pair("scope", &s);
-                    }
-                }
-                let mut req = self
-                    .http
-                    .get(url.clone())
-                    .timeout(self.opts.request_timeout);
-                // Credentials go to the realm only over TLS, or to the registry's own host.
-                let realm_host = url.host_str().map(|h| match url.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                });
-                let same_host = realm_host.as_deref() == Some(api_host(&self.host));
-                if let Some(c) = &self.credential
-                    && (url.scheme() == "https" || same_host)
-                    && let Some(h) = basic_header(c)
-                {
-                    req = req.header(AUTHORIZATION, h);
-                }
-                let resp = req
-                    .send()
-                    .await
-                    .map_err(|e| RegistryError::transport(&self.host, "token request", e))?;
-                self.observe("GET", resp.status());
-                let status = resp.status();
-                let body = read_limited(resp, 1024 * 1024)
-                    .await
-                    .map_err(|e| self.read_error("token response", e))?;
-                if !status.is_success() {
-                    return Err(auth_err(
-                        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                            format!(
-                                "the token service refused the credentials (HTTP {}); check `docker login {}`",
-                                status.as_u16(),
-                                self.host
-                            )
-                        } else {
-                            format!("token service answered HTTP {}", status.as_u16())
-                        },
-                    ));
-                }
-                #[derive(serde::Deserialize)]
-                struct Tok {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                    expires_in: Option<u64>,
-                }
-                let tok: Tok = serde_json::from_slice(&body)
-                    .map_err(|e| auth_err(format!("unreadable token response: {e}")))?;
-                let token = tok
-                    .token
-                    .or(tok.access_token)
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| auth_err("token response holds no token".into()))?;
-                let ttl = Duration::from_secs(
-                    tok.expires_in
-                        .unwrap_or(60)
-                        .clamp(10, 3600)
-                        .saturating_sub(5),
-                );
-                self.auth
-                    .lock()
-                    .await
-                    .tokens
-                    .insert(scope.clone(), (token, Instant::now() + ttl));
-                Ok(())
-            }
-            _ => Err(auth_err(format!(
-                "unsupported authentication challenge {challenge:?}"
-            ))),
-        }
-    }
-
-    fn read_error(&self, what: &str, e: LimitedReadError) -> RegistryError {
+    pub(super) fn read_error(&self, what: &str, e: LimitedReadError) -> RegistryError {
         match e {
             LimitedReadError::TooLarge => RegistryError::Protocol {
                 host: self.host.clone(),
@@ -269,7 +107,7 @@ impl RegistryClient {
         }
     }
 
-    fn observe(&self, method: &str, status: StatusCode) {
+    pub(super) fn observe(&self, method: &str, status: StatusCode) {
         if let Some(o) = &self.opts.observer {
             o.observe(&self.host, method, status.as_u16());
         }
@@ -737,193 +575,5 @@ impl RegistryClient {
             reason: format!("unreadable tag list: {e}"),
         })?;
         Ok(t.tags.unwrap_or_default())
-    }
-}
-
-fn accept_manifests() -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
-    h
-}
-
-fn basic_header(c: &Credential) -> Option<HeaderValue> {
-    use base64::Engine as _;
-    let raw =
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
-    let mut v = HeaderValue::from_str(&format!("Basic {raw}")).ok()?;
-    v.set_sensitive(true);
-    Some(v)
-}
-
-fn is_retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?;
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(300)))
-}
-
-/// Exponential backoff with full jitter, or the server's `Retry-After` when given.
-pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> Duration {
-    if let Some(r) = retry_after {
-        return r;
-    }
-    let cap = base
-        .saturating_mul(1 << attempt.min(8))
-        .min(Duration::from_secs(30));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mut x = u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    let frac = (x % 1000) as f64 / 1000.0;
-    cap.mul_f64(0.5 + frac / 2.0)
-}
-
-/// Parse `Bearer realm="…",service="…"` into its scheme and parameters.
-pub fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = HashMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars
-            .by_ref()
-            .take_while(|c| *c != '=')
-            .collect::<String>()
-            .trim()
-            .to_ascii_lowercase();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            value = chars
-                .by_ref()
-                .take_while(|c| *c != ',')
-                .collect::<String>()
-                .trim()
-                .to_string();
-        }
-        params.insert(key, value);
-    }
-    (scheme.to_string(), params)
-}
-
-/// The `errors[].code: message` of a registry error body, short.
-fn error_detail(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Env {
-        errors: Vec<E>,
-    }
-    #[derive(serde::Deserialize)]
-    struct E {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    let text = match serde_json::from_slice::<Env>(body) {
-        Ok(env) => env
-            .errors
-            .iter()
-            .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
-            .collect::<Vec<_>>()
-            .join("; "),
-        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
-    };
-    let text: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {text}")
-    }
-}
-
-/// Why a bounded read failed.
-#[derive(Debug)]
-pub enum LimitedReadError {
-    /// More bytes than allowed.
-    TooLarge,
-    /// The transfer failed.
-    Http(reqwest::Error),
-}
-
-/// Read a response body, refusing more than `limit` bytes.
-pub async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, LimitedReadError> {
-    use futures::StreamExt;
-    if resp.content_length().is_some_and(|l| l > limit as u64) {
-        return Err(LimitedReadError::TooLarge);
-    }
-    let mut out = bytes::BytesMut::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(LimitedReadError::Http)?;
-        if out.len() + chunk.len() > limit {
-            return Err(LimitedReadError::TooLarge);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out.freeze())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_bearer_challenges() {
-        let (s, p) = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
-        );
-        assert_eq!(s, "Bearer");
-        assert_eq!(p["realm"], "https://auth.docker.io/token");
-        assert_eq!(p["service"], "registry.docker.io");
-        assert_eq!(p["scope"], "repository:library/nginx:pull");
-        let (s, p) = parse_challenge(r#"Basic realm="basic-realm""#);
-        assert_eq!((s.as_str(), p["realm"].as_str()), ("Basic", "basic-realm"));
-    }
-
-    #[test]
-    fn backoff_grows_and_honours_retry_after() {
-        let base = Duration::from_millis(100);
-        assert_eq!(
-            backoff(3, Some(Duration::from_secs(7)), base),
-            Duration::from_secs(7)
-        );
-        let first = backoff(0, None, base);
-        assert!(first >= Duration::from_millis(50) && first <= base);
-        assert!(backoff(6, None, base) >= Duration::from_millis(3200));
-    }
-
-    #[test]
-    fn error_details_are_short_and_printable() {
-        assert_eq!(
-            error_detail(
-                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
-            ),
-            ": MANIFEST_UNKNOWN manifest unknown"
-        );
-        assert_eq!(error_detail(b""), "");
-        assert!(error_detail(&[b'x'; 1000]).len() < 310);
     }
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::{StreamExt, TryStreamExt};
 
 use super::RegistryError;
-use super::client::{RegistryClient, Scope};
+use super::Scope;
+use super::client::RegistryClient;
 use super::manifest::{self, Descriptor, Parsed, RawManifest};
 
 /// Byte and blob counts of one copy.
@@ -142,7 +143,7 @@ impl CopyJob<'_> {
                 Ok(()) => break,
                 Err(e) if e.is_transient() && attempt < retries => {
                     tracing::debug!(digest = %d.digest, error = %e, "retrying blob transfer");
-                    tokio::time::sleep(super::client::backoff(
+                    tokio::time::sleep(super::http::backoff(
                         attempt,
                         None,
                         std::time::Duration::from_millis(500),

@@ -1,14 +1,17 @@
 //! Talking to OCI registries: one client per host, and registry-to-registry copies. IO.
 
+pub mod auth;
 pub mod client;
 pub mod copy;
+pub mod http;
 pub mod manifest;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{RegistryClient, Scope};
+pub use auth::Scope;
+pub use client::RegistryClient;
 
 use crate::credentials::{CredentialError, CredentialSource};
 

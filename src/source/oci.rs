@@ -54,7 +54,7 @@ pub async fn fetch(
         Some(b) => b,
         None => {
             let resp = client.get_blob(&repo, &layer.digest).await?;
-            let body = crate::registry::client::read_limited(resp, archive::MAX_ARCHIVE_BYTES)
+            let body = crate::registry::http::read_limited(resp, archive::MAX_ARCHIVE_BYTES)
                 .await
                 .map_err(|_| FetchError::Download {
                     url: location.clone(),

@@ -101,13 +101,13 @@ impl RepoSource {
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
         }
-        crate::registry::client::read_limited(resp, limit)
+        crate::registry::http::read_limited(resp, limit)
             .await
             .map_err(|e| match e {
-                crate::registry::client::LimitedReadError::TooLarge => {
+                crate::registry::http::LimitedReadError::TooLarge => {
                     format!("larger than {} MiB", limit >> 20)
                 }
-                crate::registry::client::LimitedReadError::Http(e) => chain(&e),
+                crate::registry::http::LimitedReadError::Http(e) => chain(&e),
             })
     }
 

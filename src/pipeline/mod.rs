@@ -7,6 +7,13 @@
 //! `concurrency` copies in flight across the whole run. Failures are recorded per chart
 //! version and per image; the run goes on. [`run`] returns `Err` only when it cannot start.
 
+mod events;
+mod image;
+mod plan;
+
+pub use events::{Event, NoProgress, Progress, Unit};
+pub use plan::{plan, validate};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 use crate::chart::push;
 use crate::discover::{RenderError, Renderer};
 use crate::reference::ImageRef;
-use crate::registry::copy::{CopyJob, CopyStats};
 use crate::registry::{Registries, RegistryError, Scope};
 use crate::result::{
     ChartResult, ChartStatus, ImageResult, ImageStatus, MirrorReport, VersionResult,
@@ -26,8 +32,9 @@ use crate::result::{
 use crate::source::repo::RepoSource;
 use crate::source::store::ArtifactStore;
 use crate::source::{FetchError, FetchedChart};
-use crate::spec::{ChartMirrorSpec, Field, OciLocation, SourceType, TargetUrl, version_tag};
-
+use crate::spec::{ChartMirrorSpec, OciLocation, SourceType, TargetUrl, version_tag};
+use image::{Check, check, copy};
+use plan::{chart_repo, collisions};
 /// What to mirror in one run.
 #[derive(Clone, Debug)]
 pub struct MirrorRequest {
@@ -101,165 +108,6 @@ pub enum PipelineError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
-
-/// One chart version to mirror.
-#[derive(Clone, Debug)]
-pub struct Unit {
-    /// Upstream key.
-    pub key: String,
-    /// Chart name.
-    pub chart: String,
-    /// Version.
-    pub version: String,
-    /// Where chart artifacts go: `host/path[/prefix]`.
-    pub chart_base: String,
-    /// Versions of this upstream in this run.
-    pub versions_of_key: Vec<String>,
-    upstream: usize,
-}
-
-/// Progress, for live output. Events of one unit arrive in order; units interleave.
-#[derive(Clone, Debug)]
-pub enum Event {
-    /// The plan, before anything runs.
-    Plan(Vec<Unit>),
-    /// A chart push starts.
-    ChartPushing(usize),
-    /// The chart step of a unit finished.
-    Chart {
-        /// Unit index.
-        unit: usize,
-        /// Outcome.
-        status: ChartStatus,
-        /// Error or note.
-        detail: Option<String>,
-    },
-    /// Images were discovered.
-    ImagesFound {
-        /// Unit index.
-        unit: usize,
-        /// How many.
-        count: usize,
-    },
-    /// Images could not be discovered.
-    ImagesFailed {
-        /// Unit index.
-        unit: usize,
-        /// Why.
-        error: String,
-    },
-    /// An image copy starts.
-    ImageCopying {
-        /// Unit index.
-        unit: usize,
-        /// Source reference.
-        source: String,
-    },
-    /// An image finished.
-    Image {
-        /// Unit index.
-        unit: usize,
-        /// Result.
-        result: ImageResult,
-    },
-    /// Nothing more will happen for this unit.
-    UnitDone(usize),
-}
-
-/// Receives [`Event`]s.
-pub trait Progress: Send + Sync {
-    /// Handle one event.
-    fn event(&self, event: Event);
-}
-
-/// Ignores progress.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn event(&self, _: Event) {}
-}
-
-/// Plan the units of a request (pure).
-pub fn plan(req: &MirrorRequest, target: &TargetUrl) -> Result<Vec<Unit>, PipelineError> {
-    if let Some(name) = &req.only
-        && !req.spec.upstreams.iter().any(|u| &u.name == name)
-    {
-        let known = req
-            .spec
-            .upstreams
-            .iter()
-            .map(|u| u.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(PipelineError::UnknownChart {
-            name: name.clone(),
-            known,
-        });
-    }
-    let mut units = Vec::new();
-    for (i, u) in req.spec.upstreams.iter().enumerate() {
-        if req.only.as_ref().is_some_and(|n| *n != u.name) {
-            continue;
-        }
-        let versions = if req.only.is_some() && !req.versions.is_empty() {
-            req.versions.clone()
-        } else {
-            u.versions.clone()
-        };
-        let prefix = req.spec.target.charts_prefix.clone().unwrap_or_default();
-        for v in &versions {
-            units.push(Unit {
-                key: u.name.clone(),
-                chart: u.chart.clone(),
-                version: v.clone(),
-                chart_base: target.join(&prefix),
-                versions_of_key: versions.clone(),
-                upstream: i,
-            });
-        }
-    }
-    Ok(units)
-}
-
-/// Check a request before anything runs: the spec, `--chart`, `--version`.
-pub fn validate(req: &MirrorRequest) -> Result<(TargetUrl, Vec<Unit>), PipelineError> {
-    let mut problems: Vec<String> = req
-        .spec
-        .problems()
-        .into_iter()
-        .map(|p| {
-            let field = match p.field {
-                Field::Target(f) => format!("target.{f}"),
-                Field::Spec(f) => f.to_string(),
-                Field::Upstream(i, f) => format!(
-                    "upstreams[{}].{f}",
-                    req.spec
-                        .upstreams
-                        .get(i)
-                        .map(|u| u.name.as_str())
-                        .unwrap_or("?")
-                ),
-            };
-            format!("  - {field}: {}", p.message)
-        })
-        .collect();
-    for v in &req.versions {
-        if let Err(m) = crate::spec::check_version(v) {
-            problems.push(format!("  - --version: {m}"));
-        }
-    }
-    if req.charts_only && req.images_only {
-        problems.push("  - charts-only and images-only cannot both be set".into());
-    }
-    if !problems.is_empty() {
-        return Err(PipelineError::InvalidSpec(problems));
-    }
-    let target =
-        TargetUrl::parse(&req.spec.target.url).map_err(|m| PipelineError::InvalidSpec(vec![m]))?;
-    let units = plan(req, &target)?;
-    Ok((target, units))
-}
-
 /// Mirror everything the request asks for.
 pub async fn run(
     req: &MirrorRequest,
@@ -373,35 +221,6 @@ pub async fn run(
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
-
-/// Pairs of different sources that would land on the same target, as an error per source.
-fn collisions<'a>(
-    pairs: impl Iterator<Item = (&'a ImageRef, &'a ImageRef)>,
-) -> HashMap<String, String> {
-    let mut by_target: HashMap<String, Vec<String>> = HashMap::new();
-    for (src, dst) in pairs {
-        by_target
-            .entry(dst.to_string())
-            .or_default()
-            .push(src.to_string());
-    }
-    let mut out = HashMap::new();
-    for (dst, srcs) in by_target.into_iter().filter(|(_, s)| s.len() > 1) {
-        for s in &srcs {
-            let others: Vec<&str> = srcs
-                .iter()
-                .filter(|o| *o != s)
-                .map(String::as_str)
-                .collect();
-            out.insert(
-                s.clone(),
-                format!("refused: {s} and {} would both be copied to {dst}; exclude one of them or mirror them in separate runs", others.join(", ")),
-            );
-        }
-    }
-    out
-}
-
 fn failed(src: &ImageRef, dst: &ImageRef, error: String) -> ImageResult {
     ImageResult {
         source: src.to_string(),
@@ -634,127 +453,5 @@ impl Ctx<'_> {
             ),
             Err(_) => failed(src, dst, "cancelled".into()),
         }
-    }
-}
-
-/// `host/path[/prefix]/chart` without the host.
-fn chart_repo(target: &TargetUrl, prefix: Option<&str>, chart: &str) -> String {
-    [target.path.as_str(), prefix.unwrap_or_default(), chart]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-enum Check {
-    Present(String),
-    Missing(String),
-}
-
-/// Resolve the source digest (HEAD) and compare with what the target tag holds.
-async fn check(env: &Env, src: &ImageRef, dst: &ImageRef) -> Result<Check, RegistryError> {
-    let s = env.registries.client(&src.registry).await?;
-    let d = env.registries.client(&dst.registry).await?;
-    let digest = match &src.digest {
-        Some(dg) => dg.clone(),
-        None => s
-            .head_manifest(
-                &src.repository,
-                src.reference(),
-                &Scope::Pull(src.repository.clone()),
-            )
-            .await?
-            .ok_or_else(|| RegistryError::Protocol {
-                host: src.registry.clone(),
-                reason: format!("{src} not found at the source"),
-            })?,
-    };
-    let present = d
-        .head_manifest(
-            &dst.repository,
-            dst.tag.as_deref().unwrap_or(&digest),
-            &Scope::Pull(dst.repository.clone()),
-        )
-        .await?;
-    Ok(if present.as_deref() == Some(digest.as_str()) {
-        Check::Present(digest)
-    } else {
-        Check::Missing(digest)
-    })
-}
-
-async fn copy(
-    env: &Env,
-    src: &ImageRef,
-    dst: &ImageRef,
-    digest: &str,
-) -> Result<(String, u64), RegistryError> {
-    let s = env.registries.client(&src.registry).await?;
-    let d = env.registries.client(&dst.registry).await?;
-    let root = s
-        .get_manifest(
-            &src.repository,
-            digest,
-            &Scope::Pull(src.repository.clone()),
-        )
-        .await?
-        .ok_or_else(|| RegistryError::Protocol {
-            host: src.registry.clone(),
-            reason: format!("{src} not found at the source"),
-        })?;
-    let stats = CopyStats::default();
-    let job = CopyJob {
-        src: &s,
-        src_repo: &src.repository,
-        dst: &d,
-        dst_repo: &dst.repository,
-        blob_parallelism: 3,
-    };
-    let digest = job.copy(&root, dst.tag.as_deref(), &stats).await?;
-    Ok((digest, stats.bytes.load(Ordering::Relaxed)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn collisions_name_both_sources() {
-        let t = TargetUrl::parse("reg.example.com").unwrap();
-        let a = ImageRef::parse("docker.io/x/y:1").unwrap();
-        let b = ImageRef::parse("quay.io/x/y:1").unwrap();
-        let c = ImageRef::parse("quay.io/x/z:1").unwrap();
-        let (ra, rb, rc) = (a.remap(&t), b.remap(&t), c.remap(&t));
-        let got = collisions([(&a, &ra), (&b, &rb), (&c, &rc)].into_iter());
-        assert_eq!(got.len(), 2);
-        assert!(got["docker.io/x/y:1"].contains("quay.io/x/y:1"));
-        assert!(got["quay.io/x/y:1"].contains("docker.io/x/y:1"));
-    }
-
-    #[test]
-    fn plan_applies_version_overrides_to_the_chosen_chart_only() {
-        let text = "target: {url: r.io, charts-prefix: charts}\nupstreams:\n  a: {type: repo, repo: 'https://x.io', chart: a, versions: ['1']}\n  b: {type: repo, repo: 'https://x.io', chart: b, versions: ['2', '3']}\n";
-        let (spec, _) = crate::config::parse(text.as_bytes(), std::path::Path::new("/")).unwrap();
-        let t = TargetUrl::parse("r.io").unwrap();
-        let mut req = MirrorRequest::all(spec);
-        assert_eq!(plan(&req, &t).unwrap().len(), 3);
-        req.only = Some("b".into());
-        req.versions = vec!["9".into()];
-        let units = plan(&req, &t).unwrap();
-        assert_eq!(
-            units.iter().map(|u| u.version.as_str()).collect::<Vec<_>>(),
-            vec!["9"]
-        );
-        assert_eq!(units[0].chart_base, "r.io/charts");
-        req.only = Some("zzz".into());
-        assert!(matches!(
-            plan(&req, &t),
-            Err(PipelineError::UnknownChart { .. })
-        ));
-        assert_eq!(
-            chart_repo(&TargetUrl::parse("r.io/ns").unwrap(), Some("charts"), "a"),
-            "ns/charts/a"
-        );
     }
 }

@@ -1,0 +1,559 @@
+//! Typed extraction from the YAML tree, collecting every problem with its key path. Pure.
+
+use super::yaml::{self, Node, Pos, Value};
+use super::{ConfigForm, Problem};
+use crate::spec::{
+    ChartMirrorSpec, Field, LocalObjectReference, SourceType, TargetSpec, UpstreamSpec,
+};
+
+#[derive(Default)]
+pub(super) struct Extract {
+    pub(super) problems: Vec<Problem>,
+    target_node: Option<Node>,
+    root_node: Option<Node>,
+    pub(super) upstream_nodes: Vec<(String, Node)>,
+}
+
+const MIRROR_ROOT_KEYS: &[&str] = &["target", "upstreams"];
+const MIRROR_TARGET_KEYS: &[&str] = &["url", "insecure", "charts-prefix"];
+const MIRROR_UPSTREAM_KEYS: &[&str] = &["type", "repo", "registry", "path", "chart", "versions"];
+const CRD_SPEC_KEYS: &[&str] = &[
+    "target",
+    "upstreams",
+    "interval",
+    "suspend",
+    "timeout",
+    "concurrency",
+    "chartsOnly",
+    "imagesOnly",
+];
+const CRD_TARGET_KEYS: &[&str] = &[
+    "url",
+    "insecure",
+    "chartsPrefix",
+    "secretRef",
+    "certSecretRef",
+];
+const CRD_UPSTREAM_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "repo",
+    "registry",
+    "path",
+    "chart",
+    "versions",
+    "secretRef",
+];
+
+fn kebab(camel: &str) -> String {
+    let mut s = String::new();
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            s.push('-');
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+impl Extract {
+    fn problem(&mut self, path: impl Into<String>, pos: Pos, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            line: pos.line,
+            message: message.into(),
+        });
+    }
+
+    fn map<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [(String, Node)]> {
+        match &node.value {
+            Value::Map(entries) => Some(entries),
+            _ => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected a mapping, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, entries: &[(String, Node)], allowed: &[&str], path: &str) {
+        for (k, v) in entries {
+            if !allowed.contains(&k.as_str()) {
+                let at = join(path, k);
+                let hint = suggest(k, allowed)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("; expected one of: {}", allowed.join(", ")));
+                self.problem(at, v.pos, format!("unknown key{hint}"));
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            _ if node.is_null() => {
+                self.problem(path, node.pos, "expected a string, found nothing (null)");
+                None
+            }
+            Value::Scalar { text, plain } if *plain && yaml::as_bool(text).is_some() => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!(
+                        "expected a string, found boolean {text}; quote it if you mean the text"
+                    ),
+                );
+                None
+            }
+            Value::Scalar { text, .. } => Some(text.clone()),
+            _ => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected a string, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_string(&mut self, entries: &[(String, Node)], key: &str, path: &str) -> Option<String> {
+        let node = find(entries, key)?;
+        if node.is_null() {
+            return None;
+        }
+        self.string(node, &join(path, key))
+    }
+
+    fn boolean(&mut self, entries: &[(String, Node)], key: &str, path: &str) -> bool {
+        let Some(node) = find(entries, key) else {
+            return false;
+        };
+        match &node.value {
+            _ if node.is_null() => false,
+            Value::Scalar { text, plain: true } if yaml::as_bool(text).is_some() => {
+                yaml::as_bool(text).unwrap_or(false)
+            }
+            _ => {
+                let found = match &node.value {
+                    Value::Scalar { text, .. } => format!("{} {text:?}", node.kind()),
+                    _ => node.kind().to_string(),
+                };
+                self.problem(
+                    join(path, key),
+                    node.pos,
+                    format!("expected true or false, found {found}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn number(&mut self, entries: &[(String, Node)], key: &str, path: &str) -> Option<u32> {
+        let node = find(entries, key)?;
+        match &node.value {
+            Value::Scalar { text, plain: true } if text.parse::<u32>().is_ok() => text.parse().ok(),
+            _ => {
+                self.problem(
+                    join(path, key),
+                    node.pos,
+                    format!("expected a whole number, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn versions(&mut self, entries: &[(String, Node)], path: &str) -> Vec<String> {
+        let key_path = join(path, "versions");
+        let Some(node) = find(entries, "versions") else {
+            return Vec::new();
+        };
+        match &node.value {
+            _ if node.is_null() => Vec::new(),
+            Value::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(item, &format!("{key_path}[{i}]")))
+                .collect(),
+            _ => {
+                self.problem(
+                    &key_path,
+                    node.pos,
+                    format!(
+                        "expected a list of versions like [\"1.2.3\"], found {}",
+                        node.kind()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn source_type(
+        &mut self,
+        entries: &[(String, Node)],
+        path: &str,
+        upstream_pos: Pos,
+    ) -> Option<SourceType> {
+        let Some(node) = find(entries, "type") else {
+            self.problem(
+                join(path, "type"),
+                upstream_pos,
+                "required: one of repo, oci, local",
+            );
+            return None;
+        };
+        let text = self.string(node, &join(path, "type"))?;
+        match text.as_str() {
+            "repo" => Some(SourceType::Repo),
+            "oci" => Some(SourceType::Oci),
+            "local" => Some(SourceType::Local),
+            other => {
+                self.problem(
+                    join(path, "type"),
+                    node.pos,
+                    format!("expected one of repo, oci, local; found {other:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret_ref(
+        &mut self,
+        entries: &[(String, Node)],
+        key: &str,
+        path: &str,
+    ) -> Option<LocalObjectReference> {
+        let node = find(entries, key)?;
+        let at = join(path, key);
+        let map = self.map(node, &at)?;
+        self.unknown_keys(map, &["name"], &at);
+        match find(map, "name") {
+            Some(n) => self
+                .string(n, &join(&at, "name"))
+                .map(|name| LocalObjectReference { name }),
+            None => {
+                self.problem(join(&at, "name"), node.pos, "required");
+                None
+            }
+        }
+    }
+
+    fn upstream(
+        &mut self,
+        name: String,
+        node: &Node,
+        path: &str,
+        crd: bool,
+    ) -> Option<UpstreamSpec> {
+        let entries = self.map(node, path)?;
+        self.unknown_keys(
+            entries,
+            if crd {
+                CRD_UPSTREAM_KEYS
+            } else {
+                MIRROR_UPSTREAM_KEYS
+            },
+            path,
+        );
+        let source_type = self.source_type(entries, path, node.pos);
+        let chart = match find(entries, "chart") {
+            Some(n) => self.string(n, &join(path, "chart")).unwrap_or_default(),
+            None => {
+                self.problem(
+                    join(path, "chart"),
+                    node.pos,
+                    "required: the chart name as published upstream",
+                );
+                String::new()
+            }
+        };
+        if find(entries, "versions").is_none() {
+            self.problem(
+                join(path, "versions"),
+                node.pos,
+                "required: a list of chart versions",
+            );
+        }
+        let upstream = UpstreamSpec {
+            name,
+            source_type: source_type.unwrap_or_default(),
+            repo: self.opt_string(entries, "repo", path),
+            registry: self.opt_string(entries, "registry", path),
+            path: self.opt_string(entries, "path", path),
+            chart,
+            versions: self.versions(entries, path),
+            secret_ref: if crd {
+                self.secret_ref(entries, "secretRef", path)
+            } else {
+                None
+            },
+        };
+        source_type.map(|_| upstream)
+    }
+
+    fn target(
+        &mut self,
+        node: Option<&Node>,
+        root_pos: Pos,
+        path: &str,
+        crd: bool,
+    ) -> Option<TargetSpec> {
+        let Some(node) = node else {
+            self.problem(path, root_pos, "required: the registry to mirror into, e.g. target: {url: registry.example.com/ns}");
+            return None;
+        };
+        self.target_node = Some(node.clone());
+        let entries = self.map(node, path)?;
+        self.unknown_keys(
+            entries,
+            if crd {
+                CRD_TARGET_KEYS
+            } else {
+                MIRROR_TARGET_KEYS
+            },
+            path,
+        );
+        let url = match find(entries, "url") {
+            Some(n) => self.string(n, &join(path, "url")),
+            None => {
+                self.problem(
+                    join(path, "url"),
+                    node.pos,
+                    "required: registry host and optional path, e.g. registry.example.com/ns",
+                );
+                None
+            }
+        };
+        let prefix_key = if crd { "chartsPrefix" } else { "charts-prefix" };
+        let insecure = self.boolean(entries, "insecure", path);
+        let charts_prefix = self
+            .opt_string(entries, prefix_key, path)
+            .filter(|p| !p.is_empty());
+        let secret_ref = if crd {
+            self.secret_ref(entries, "secretRef", path)
+        } else {
+            None
+        };
+        let cert_secret_ref = if crd {
+            self.secret_ref(entries, "certSecretRef", path)
+        } else {
+            None
+        };
+        Some(TargetSpec {
+            url: url?,
+            insecure,
+            charts_prefix,
+            secret_ref,
+            cert_secret_ref,
+        })
+    }
+
+    pub(super) fn mirror_yaml(&mut self, doc: &Node) -> Option<ChartMirrorSpec> {
+        self.root_node = Some(doc.clone());
+        let root = self.map(doc, "")?;
+        self.unknown_keys(root, MIRROR_ROOT_KEYS, "");
+        let target = self.target(find(root, "target"), doc.pos, "target", false);
+        let mut upstreams = Vec::new();
+        match find(root, "upstreams") {
+            None => self.problem(
+                "upstreams",
+                doc.pos,
+                "required: a map of chart keys to their sources",
+            ),
+            Some(node) => {
+                if let Some(entries) = self.map(node, "upstreams") {
+                    if entries.is_empty() {
+                        self.problem("upstreams", node.pos, "must define at least one upstream");
+                    }
+                    for (key, unode) in entries {
+                        let path = format!("upstreams.{key}");
+                        self.upstream_nodes.push((key.clone(), unode.clone()));
+                        if key.is_empty() {
+                            self.problem(&path, unode.pos, "upstream keys must not be empty");
+                        }
+                        if let Some(u) = self.upstream(key.clone(), unode, &path, false) {
+                            upstreams.push(u);
+                        }
+                    }
+                }
+            }
+        }
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(ChartMirrorSpec {
+            target: target?,
+            upstreams,
+            ..Default::default()
+        })
+    }
+
+    pub(super) fn manifest(&mut self, doc: &Node) -> Option<ChartMirrorSpec> {
+        self.root_node = Some(doc.clone());
+        let root = self.map(doc, "")?;
+        self.unknown_keys(
+            root,
+            &["apiVersion", "kind", "metadata", "spec", "status"],
+            "",
+        );
+        match find(root, "kind").map(|n| (n, self.string(n, "kind"))) {
+            Some((_, Some(k))) if k == "ChartMirror" => {}
+            Some((n, Some(k))) => {
+                self.problem("kind", n.pos, format!("expected ChartMirror, found {k:?}"))
+            }
+            _ => self.problem("kind", doc.pos, "required: ChartMirror"),
+        }
+        if let Some(n) = find(root, "apiVersion")
+            && let Some(v) = self.string(n, "apiVersion")
+            && v != "lazyoci.io/v1alpha1"
+        {
+            self.problem(
+                "apiVersion",
+                n.pos,
+                format!("expected lazyoci.io/v1alpha1, found {v:?}"),
+            );
+        }
+        let Some(spec_node) = find(root, "spec") else {
+            self.problem("spec", doc.pos, "required");
+            return None;
+        };
+        let spec = self.map(spec_node, "spec")?;
+        self.unknown_keys(spec, CRD_SPEC_KEYS, "spec");
+        let target = self.target(find(spec, "target"), spec_node.pos, "spec.target", true);
+        let mut upstreams = Vec::new();
+        match find(spec, "upstreams") {
+            None => self.problem(
+                "spec.upstreams",
+                spec_node.pos,
+                "required: a list of upstream charts",
+            ),
+            Some(node) => match &node.value {
+                Value::Seq(items) => {
+                    if items.is_empty() {
+                        self.problem(
+                            "spec.upstreams",
+                            node.pos,
+                            "must list at least one upstream",
+                        );
+                    }
+                    for (i, unode) in items.iter().enumerate() {
+                        let path = format!("spec.upstreams[{i}]");
+                        let name = match unode.get("name") {
+                            Some(n) => self.string(n, &format!("{path}.name")).unwrap_or_default(),
+                            None => {
+                                self.problem(format!("{path}.name"), unode.pos, "required");
+                                String::new()
+                            }
+                        };
+                        self.upstream_nodes.push((name.clone(), unode.clone()));
+                        if let Some(u) = self.upstream(name, unode, &path, true) {
+                            upstreams.push(u);
+                        }
+                    }
+                }
+                _ => self.problem(
+                    "spec.upstreams",
+                    node.pos,
+                    format!("expected a list, found {}", node.kind()),
+                ),
+            },
+        }
+        let spec_out = ChartMirrorSpec {
+            interval: self.opt_string(spec, "interval", "spec"),
+            suspend: self.boolean(spec, "suspend", "spec"),
+            timeout: self.opt_string(spec, "timeout", "spec"),
+            concurrency: self.number(spec, "concurrency", "spec"),
+            charts_only: self.boolean(spec, "chartsOnly", "spec"),
+            images_only: self.boolean(spec, "imagesOnly", "spec"),
+            target: target.unwrap_or_default(),
+            upstreams,
+        };
+        self.problems.is_empty().then_some(spec_out)
+    }
+
+    /// Key path and line of a semantic problem, in the naming of the file's form.
+    pub(super) fn locate(&self, field: &Field, form: ConfigForm) -> (String, usize) {
+        let crd = form == ConfigForm::ChartMirror;
+        let name = |f: &str| if crd { f.to_string() } else { kebab(f) };
+        let line_of = |node: Option<&Node>, key: &str| {
+            node.map(|n| n.get(key).map_or(n.pos.line, |v| v.pos.line))
+                .unwrap_or(0)
+        };
+        match field {
+            Field::Target(f) => {
+                let prefix = if crd { "spec.target" } else { "target" };
+                (
+                    format!("{prefix}.{}", name(f)),
+                    line_of(self.target_node.as_ref(), &name(f)),
+                )
+            }
+            Field::Spec(f) => {
+                let spec_node = self.root_node.as_ref().and_then(|r| r.get("spec"));
+                (format!("spec.{f}"), line_of(spec_node, f))
+            }
+            Field::Upstream(i, f) => {
+                let (key, node) = match self.upstream_nodes.get(*i) {
+                    Some((key, node)) => (key.as_str(), Some(node)),
+                    None => ("", None),
+                };
+                let path = if crd {
+                    format!("spec.upstreams[{i}].{f}")
+                } else {
+                    format!("upstreams.{key}.{}", name(f))
+                };
+                (path, line_of(node, &name(f)))
+            }
+        }
+    }
+}
+
+fn find<'n>(entries: &'n [(String, Node)], key: &str) -> Option<&'n Node> {
+    entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The allowed key closest to `key` (same letters ignoring case and `-`/`_`, or one edit away).
+fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let squash = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    allowed
+        .iter()
+        .copied()
+        .find(|a| squash(a) == squash(key))
+        .or_else(|| {
+            allowed
+                .iter()
+                .copied()
+                .find(|a| edit_distance(a, key) <= 2 && a.len() > 3)
+        })
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,172 @@
+//! Planning a run before anything touches a network: validate, expand units, detect target
+//! collisions. Pure.
+
+use std::collections::HashMap;
+
+use super::{MirrorRequest, PipelineError, Unit};
+use crate::reference::ImageRef;
+use crate::spec::{Field, TargetUrl};
+
+/// Plan the units of a request (pure).
+pub fn plan(req: &MirrorRequest, target: &TargetUrl) -> Result<Vec<Unit>, PipelineError> {
+    if let Some(name) = &req.only
+        && !req.spec.upstreams.iter().any(|u| &u.name == name)
+    {
+        let known = req
+            .spec
+            .upstreams
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(PipelineError::UnknownChart {
+            name: name.clone(),
+            known,
+        });
+    }
+    let mut units = Vec::new();
+    for (i, u) in req.spec.upstreams.iter().enumerate() {
+        if req.only.as_ref().is_some_and(|n| *n != u.name) {
+            continue;
+        }
+        let versions = if req.only.is_some() && !req.versions.is_empty() {
+            req.versions.clone()
+        } else {
+            u.versions.clone()
+        };
+        let prefix = req.spec.target.charts_prefix.clone().unwrap_or_default();
+        for v in &versions {
+            units.push(Unit {
+                key: u.name.clone(),
+                chart: u.chart.clone(),
+                version: v.clone(),
+                chart_base: target.join(&prefix),
+                versions_of_key: versions.clone(),
+                upstream: i,
+            });
+        }
+    }
+    Ok(units)
+}
+
+/// Check a request before anything runs: the spec, `--chart`, `--version`.
+pub fn validate(req: &MirrorRequest) -> Result<(TargetUrl, Vec<Unit>), PipelineError> {
+    let mut problems: Vec<String> = req
+        .spec
+        .problems()
+        .into_iter()
+        .map(|p| {
+            let field = match p.field {
+                Field::Target(f) => format!("target.{f}"),
+                Field::Spec(f) => f.to_string(),
+                Field::Upstream(i, f) => format!(
+                    "upstreams[{}].{f}",
+                    req.spec
+                        .upstreams
+                        .get(i)
+                        .map(|u| u.name.as_str())
+                        .unwrap_or("?")
+                ),
+            };
+            format!("  - {field}: {}", p.message)
+        })
+        .collect();
+    for v in &req.versions {
+        if let Err(m) = crate::spec::check_version(v) {
+            problems.push(format!("  - --version: {m}"));
+        }
+    }
+    if req.charts_only && req.images_only {
+        problems.push("  - charts-only and images-only cannot both be set".into());
+    }
+    if !problems.is_empty() {
+        return Err(PipelineError::InvalidSpec(problems));
+    }
+    let target =
+        TargetUrl::parse(&req.spec.target.url).map_err(|m| PipelineError::InvalidSpec(vec![m]))?;
+    let units = plan(req, &target)?;
+    Ok((target, units))
+}
+
+/// Pairs of different sources that would land on the same target, as an error per source.
+pub(super) fn collisions<'a>(
+    pairs: impl Iterator<Item = (&'a ImageRef, &'a ImageRef)>,
+) -> HashMap<String, String> {
+    let mut by_target: HashMap<String, Vec<String>> = HashMap::new();
+    for (src, dst) in pairs {
+        by_target
+            .entry(dst.to_string())
+            .or_default()
+            .push(src.to_string());
+    }
+    let mut out = HashMap::new();
+    for (dst, srcs) in by_target.into_iter().filter(|(_, s)| s.len() > 1) {
+        for s in &srcs {
+            let others: Vec<&str> = srcs
+                .iter()
+                .filter(|o| *o != s)
+                .map(String::as_str)
+                .collect();
+            out.insert(
+                s.clone(),
+                format!("refused: {s} and {} would both be copied to {dst}; exclude one of them or mirror them in separate runs", others.join(", ")),
+            );
+        }
+    }
+    out
+}
+
+/// `host/path[/prefix]/chart` without the host.
+pub(super) fn chart_repo(target: &TargetUrl, prefix: Option<&str>, chart: &str) -> String {
+    [target.path.as_str(), prefix.unwrap_or_default(), chart]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::MirrorRequest;
+
+    #[test]
+    fn collisions_name_both_sources() {
+        let t = TargetUrl::parse("reg.example.com").unwrap();
+        let a = ImageRef::parse("docker.io/x/y:1").unwrap();
+        let b = ImageRef::parse("quay.io/x/y:1").unwrap();
+        let c = ImageRef::parse("quay.io/x/z:1").unwrap();
+        let (ra, rb, rc) = (a.remap(&t), b.remap(&t), c.remap(&t));
+        let got = collisions([(&a, &ra), (&b, &rb), (&c, &rc)].into_iter());
+        assert_eq!(got.len(), 2);
+        assert!(got["docker.io/x/y:1"].contains("quay.io/x/y:1"));
+        assert!(got["quay.io/x/y:1"].contains("docker.io/x/y:1"));
+    }
+
+    #[test]
+    fn plan_applies_version_overrides_to_the_chosen_chart_only() {
+        let text = "target: {url: r.io, charts-prefix: charts}\nupstreams:\n  a: {type: repo, repo: 'https://x.io', chart: a, versions: ['1']}\n  b: {type: repo, repo: 'https://x.io', chart: b, versions: ['2', '3']}\n";
+        let (spec, _) = crate::config::parse(text.as_bytes(), std::path::Path::new("/")).unwrap();
+        let t = TargetUrl::parse("r.io").unwrap();
+        let mut req = MirrorRequest::all(spec);
+        assert_eq!(plan(&req, &t).unwrap().len(), 3);
+        req.only = Some("b".into());
+        req.versions = vec!["9".into()];
+        let units = plan(&req, &t).unwrap();
+        assert_eq!(
+            units.iter().map(|u| u.version.as_str()).collect::<Vec<_>>(),
+            vec!["9"]
+        );
+        assert_eq!(units[0].chart_base, "r.io/charts");
+        req.only = Some("zzz".into());
+        assert!(matches!(
+            plan(&req, &t),
+            Err(PipelineError::UnknownChart { .. })
+        ));
+        assert_eq!(
+            chart_repo(&TargetUrl::parse("r.io/ns").unwrap(), Some("charts"), "a"),
+            "ns/charts/a"
+        );
+    }
+}
