@@ -271,6 +271,7 @@ impl Ctx<'_> {
                     std::path::Path::new(up.path.as_deref().unwrap_or_default()),
                     &u.chart,
                     &u.version,
+                    store,
                 )
                 .await
             }

@@ -9,21 +9,30 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::store::ArtifactStore;
 use super::{FetchError, FetchedChart, Origin};
 use crate::chart::archive;
 
 /// Package the chart at `dir` as `chart` at `version`. When Chart.yaml says another
 /// version, the requested one is stamped in (as `helm package --version` does) and noted.
-pub async fn fetch(dir: &Path, chart: &str, version: &str) -> Result<FetchedChart, FetchError> {
+/// The archive is also kept in `store`, by digest.
+pub async fn fetch(
+    dir: &Path,
+    chart: &str,
+    version: &str,
+    store: &ArtifactStore,
+) -> Result<FetchedChart, FetchError> {
     let dir = dir.to_path_buf();
     let chart = chart.to_string();
     let version = version.to_string();
-    tokio::task::spawn_blocking(move || package(&dir, &chart, &version))
+    let fetched = tokio::task::spawn_blocking(move || package(&dir, &chart, &version))
         .await
         .map_err(|e| FetchError::Package {
             path: String::new(),
             reason: e.to_string(),
-        })?
+        })??;
+    store.put(&fetched.archive).await?;
+    Ok(fetched)
 }
 
 fn package(dir: &Path, chart: &str, version: &str) -> Result<FetchedChart, FetchError> {

@@ -1,0 +1,8 @@
+//! Integration tests: the real `lazyoci` binary against real registries (Debian's
+//! docker-registry), a real Helm repository server and the real helm. Run
+//! `scripts/install-test-deps.sh` first (scripts/test.sh does).
+
+mod common;
+mod errors;
+mod mirror_cli;
+mod sources;
