@@ -32,22 +32,55 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dst = Registry::start().await?;
     say(&format!("  source {}  target {}", src.addr(), dst.addr()));
     let set = images::seed_standard_set(src.addr()).await?;
-    say(&format!("Seeded the source with {} images (OCI, Docker schema 2, a multi-arch index, shared base layers).", set.all().len()));
+    say(&format!(
+        "Seeded the source with {} images (OCI, Docker schema 2, a multi-arch index, shared base layers).",
+        set.all().len()
+    ));
 
     // One chart per source type.
     let charts_dir = work.path().join("charts");
     charts::write_demo_chart(&charts_dir, "demo", "1.0.0", src.addr(), &set)?;
-    let web = charts::write_simple_chart(&work.path().join("repo-src"), "web", "2.1.0", &set.nginx.reference(src.addr()))?;
-    let ocichart = charts::write_simple_chart(&work.path().join("oci-src"), "api", "0.3.0", &set.api.reference(src.addr()))?;
+    let web = charts::write_simple_chart(
+        &work.path().join("repo-src"),
+        "web",
+        "2.1.0",
+        &set.nginx.reference(src.addr()),
+    )?;
+    let ocichart = charts::write_simple_chart(
+        &work.path().join("oci-src"),
+        "api",
+        "0.3.0",
+        &set.api.reference(src.addr()),
+    )?;
     let served = work.path().join("helm-repo");
     std::fs::create_dir_all(&served)?;
     let repo = HelmRepo::serve(&served).await?;
     repo.publish(&[&web], None)?;
     let home = work.path().join("helm-home");
     let packaged = work.path().join("packaged");
-    testkit::helm(&home, &["package", "-d", &packaged.to_string_lossy(), &ocichart.to_string_lossy()])?;
-    testkit::helm(&home, &["push", &packaged.join("api-0.3.0.tgz").to_string_lossy(), &format!("oci://{}/charts", src.addr()), "--plain-http"])?;
-    say(&format!("Serving a Helm repository at {} and an OCI chart at oci://{}/charts/api.", repo.url(), src.addr()));
+    testkit::helm(
+        &home,
+        &[
+            "package",
+            "-d",
+            &packaged.to_string_lossy(),
+            &ocichart.to_string_lossy(),
+        ],
+    )?;
+    testkit::helm(
+        &home,
+        &[
+            "push",
+            &packaged.join("api-0.3.0.tgz").to_string_lossy(),
+            &format!("oci://{}/charts", src.addr()),
+            "--plain-http",
+        ],
+    )?;
+    say(&format!(
+        "Serving a Helm repository at {} and an OCI chart at oci://{}/charts/api.",
+        repo.url(),
+        src.addr()
+    ));
 
     let config = format!(
         "target:\n  url: {dst}/mirror\n  insecure: true\n  charts-prefix: charts\nupstreams:\n  web:\n    type: repo\n    repo: {repo}\n    chart: web\n    versions: [\"2.1.0\"]\n  api:\n    type: oci\n    registry: oci://{src}/charts\n    chart: api\n    versions: [\"0.3.0\"]\n  demo:\n    type: local\n    path: ./charts/demo\n    chart: demo\n    versions: [\"1.0.0\"]\n",
@@ -62,10 +95,21 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let (spec, _) = crate::config::load(&config_path)?;
     let mut req = MirrorRequest::all(spec);
     req.concurrency = 4;
-    let artifact_dir = cli.artifact_dir.clone().unwrap_or_else(|| work.path().join("artifacts"));
-    let env = cli_env([src.addr().to_string(), dst.addr().to_string()], None, artifact_dir).map_err(anyhow::Error::msg)?;
+    let artifact_dir = cli
+        .artifact_dir
+        .clone()
+        .unwrap_or_else(|| work.path().join("artifacts"));
+    let env = cli_env(
+        [src.addr().to_string(), dst.addr().to_string()],
+        None,
+        artifact_dir,
+    )
+    .map_err(anyhow::Error::msg)?;
 
-    say(&format!("$ lazyoci mirror --config mirror.yaml --all --insecure-registry {}\n", src.addr()));
+    say(&format!(
+        "$ lazyoci mirror --config mirror.yaml --all --insecure-registry {}\n",
+        src.addr()
+    ));
     let first = super::run_and_print(cli.output, theme, &req, &env).await;
     if first != ExitCode::from(super::EXIT_OK) {
         return Ok(first);
@@ -73,7 +117,11 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     say("\nAgain: everything is already there, so the second run only compares digests.\n");
     let second = super::run_and_print(cli.output, theme, &req, &env).await;
     if args.keep {
-        say(&format!("\nRegistries stay up (source {}, target {}); Ctrl-C to stop.", src.addr(), dst.addr()));
+        say(&format!(
+            "\nRegistries stay up (source {}, target {}); Ctrl-C to stop.",
+            src.addr(),
+            dst.addr()
+        ));
         let _ = tokio::signal::ctrl_c().await;
     }
     Ok(second)

@@ -7,6 +7,7 @@ pub mod charts;
 pub mod helm_repo;
 pub mod images;
 pub mod oci;
+pub mod proxy;
 pub mod registry;
 
 use std::path::PathBuf;

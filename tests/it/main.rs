@@ -6,3 +6,4 @@ mod common;
 mod errors;
 mod mirror_cli;
 mod sources;
+mod transport;

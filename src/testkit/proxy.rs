@@ -1,0 +1,214 @@
+//! A recording reverse proxy for tests: sits between lazyoci and a registry, records every
+//! request (method, path, whether it carried credentials), tracks how many requests are in
+//! flight per repository, and can delay matching requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+/// One request seen by the proxy.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
+/// What the proxy does to requests whose path contains `path_contains`.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Only this method (any when `None`).
+    pub method: Option<String>,
+    /// Substring of the path.
+    pub path_contains: String,
+    /// Wait this long before forwarding.
+    pub delay: Duration,
+}
+
+#[derive(Default)]
+struct Stats {
+    records: Vec<Record>,
+    in_flight: HashMap<String, usize>,
+    max_repos_in_flight: usize,
+}
+
+#[derive(Clone)]
+struct Shared {
+    upstream: String,
+    public: String,
+    rules: Arc<Vec<Rule>>,
+    stats: Arc<Mutex<Stats>>,
+    http: reqwest::Client,
+}
+
+/// A running proxy. Stops when dropped.
+pub struct Proxy {
+    addr: String,
+    stats: Arc<Mutex<Stats>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The repository a `/v2/<repo>/(blobs|manifests)/…` path is about.
+fn repo_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/v2/")?;
+    let cut = rest.find("/blobs/").or_else(|| rest.find("/manifests/"))?;
+    Some(rest[..cut].to_string())
+}
+
+async fn forward(State(s): State<Shared>, req: Request) -> Response {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let repo = repo_of(&path).filter(|_| path.contains("/blobs/"));
+    if let Ok(mut st) = s.stats.lock() {
+        st.records.push(Record {
+            method: method.clone(),
+            path: path.clone(),
+            authorization,
+        });
+        if let Some(r) = &repo {
+            *st.in_flight.entry(r.clone()).or_default() += 1;
+            let busy = st.in_flight.values().filter(|n| **n > 0).count();
+            st.max_repos_in_flight = st.max_repos_in_flight.max(busy);
+        }
+    }
+    for rule in s.rules.iter() {
+        if path.contains(&rule.path_contains) && rule.method.as_deref().is_none_or(|m| m == method)
+        {
+            tokio::time::sleep(rule.delay).await;
+        }
+    }
+    let response = relay(&s, req, &path).await;
+    if let Some(r) = &repo
+        && let Ok(mut st) = s.stats.lock()
+        && let Some(n) = st.in_flight.get_mut(r)
+    {
+        *n = n.saturating_sub(1);
+    }
+    response
+}
+
+async fn relay(s: &Shared, req: Request, path: &str) -> Response {
+    let method = req.method().clone();
+    let mut headers = HeaderMap::new();
+    for (k, v) in req.headers() {
+        if k != "host" && k != "content-length" {
+            headers.insert(k.clone(), v.clone());
+        }
+    }
+    let length = req.headers().get("content-length").cloned();
+    if let Ok(v) = s.public.parse() {
+        headers.insert("x-forwarded-host", v);
+    }
+    let body = reqwest::Body::wrap_stream(req.into_body().into_data_stream());
+    let mut out = s
+        .http
+        .request(method, format!("http://{}{path}", s.upstream))
+        .headers(headers)
+        .body(body);
+    if let Some(l) = length {
+        out = out.header("content-length", l);
+    }
+    match out.send().await {
+        Ok(resp) => {
+            let mut builder = Response::builder().status(resp.status());
+            for (k, v) in resp.headers() {
+                builder = builder.header(k, v);
+            }
+            builder
+                .body(Body::from_stream(resp.bytes_stream()))
+                .unwrap_or_else(|_| Response::new(Body::empty()))
+        }
+        Err(e) => Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(Body::from(e.to_string()))
+            .unwrap_or_else(|_| Response::new(Body::empty())),
+    }
+}
+
+impl Proxy {
+    /// Proxy `upstream` (`127.0.0.1:PORT`, plain HTTP) on a free port, applying `rules`.
+    pub fn start(upstream: &str, rules: Vec<Rule>) -> anyhow::Result<Proxy> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let shared = Shared {
+            upstream: upstream.to_string(),
+            public: addr.clone(),
+            rules: Arc::new(rules),
+            stats: stats.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let app = axum::Router::new().fallback(forward).with_state(shared);
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(Proxy {
+            addr,
+            stats,
+            stop: Some(stop),
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Requests seen so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.stats
+            .lock()
+            .map(|s| s.records.clone())
+            .unwrap_or_default()
+    }
+
+    /// The most repositories that had blob requests in flight at the same time.
+    pub fn max_repos_in_flight(&self) -> usize {
+        self.stats
+            .lock()
+            .map(|s| s.max_repos_in_flight)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}

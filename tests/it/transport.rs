@@ -1,0 +1,137 @@
+//! What crosses the wire: how many copies run at once, and where credentials go. A
+//! recording proxy sits between lazyoci and a real registry.
+
+use std::time::Duration;
+
+use lazyoci::testkit::proxy::{Proxy, Rule};
+use lazyoci::testkit::registry::{Registry, RegistryConfig};
+
+use crate::common::*;
+
+fn pod_chart(w: &World, name: &str, images: &[String]) {
+    let dir = w.path("charts");
+    let chart = charts::write_simple_chart(&dir, name, "1.0.0", &images[0]).unwrap();
+    let containers: String = images[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, img)| format!("  - name: c{i}\n    image: {img}\n"))
+        .collect();
+    std::fs::write(chart.join("templates/pod.yaml"), format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: extra}}\nspec:\n  containers:\n{containers}")).unwrap();
+}
+
+#[tokio::test]
+async fn concurrency_bounds_image_copies_across_the_whole_run() {
+    let w = world().await;
+    for (limit, target_path) in [(1usize, "c1"), (2, "c2")] {
+        // Every blob download takes a while, so copies that may overlap do overlap.
+        let proxy = Proxy::start(
+            w.src_host(),
+            vec![Rule {
+                method: Some("GET".into()),
+                path_contains: "/blobs/".into(),
+                delay: Duration::from_millis(150),
+            }],
+        )
+        .unwrap();
+        let via = |s: &lazyoci::testkit::images::Seeded| s.reference(proxy.addr());
+        pod_chart(
+            &w,
+            "one",
+            &[via(&w.set.nginx), via(&w.set.redis), via(&w.set.api)],
+        );
+        pod_chart(
+            &w,
+            "two",
+            &[
+                via(&w.set.job),
+                via(&w.set.worker),
+                via(&w.set.hook),
+                via(&w.set.operand),
+            ],
+        );
+        w.config(
+            "mirror.yaml",
+            &format!("target: {{url: {}/{target_path}, insecure: true}}\nupstreams:\n  one: {{type: local, path: charts/one, chart: one, versions: [\"1.0.0\", \"1.0.1\"]}}\n  two: {{type: local, path: charts/two, chart: two, versions: [\"1.0.0\"]}}\n", w.dst.addr()),
+        );
+        let run = w.run_env(
+            &["mirror", "--all", "--concurrency", &limit.to_string()],
+            &[("LAZYOCI_INSECURE_REGISTRIES", proxy.addr())],
+        );
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout
+                .contains("  Images:  10 copied, 0 skipped, 0 failed"),
+            "{run:?}"
+        );
+        let max = proxy.max_repos_in_flight();
+        assert_eq!(
+            max, limit,
+            "with --concurrency {limit}, {max} images were copied at once"
+        );
+        // Each distinct image is copied once even though chart `one` has two versions.
+        let manifest_puts = w.dst.requests(
+            "PUT",
+            &format!("/v2/{target_path}/library/nginx/manifests/"),
+        );
+        assert_eq!(manifest_puts.len(), 1, "{manifest_puts:?}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_go_only_to_their_own_registry() {
+    let w = world().await;
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let private = Registry::start_with(RegistryConfig {
+        htpasswd: Some(format!("alice:{hash}")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let img = images::image_with_auth(private.addr(), "private/app", "1.0", ("alice", "s3cret"))
+        .await
+        .unwrap();
+    // The target, and a public source, are watched by recording proxies.
+    let target = Proxy::start(w.dst.addr(), vec![]).unwrap();
+    let public = Proxy::start(w.src_host(), vec![]).unwrap();
+    pod_chart(
+        &w,
+        "mixed",
+        &[
+            format!("{}/private/app:1.0", private.addr()),
+            w.set.job.reference(public.addr()),
+        ],
+    );
+    w.config("mirror.yaml", &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  mixed: {{type: local, path: charts/mixed, chart: mixed, versions: [\"1.0.0\"]}}\n", target.addr()));
+    let docker = w.path(".home/docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            private.addr()
+        ),
+    )
+    .unwrap();
+    let insecure = format!("{},{}", private.addr(), public.addr());
+    let run = w.run_env(
+        &["mirror", "--all", "-o", "json"],
+        &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.dst_digest("private/app", "1.0").await, Some(img.digest));
+    for (name, proxy) in [("target", &target), ("public source", &public)] {
+        let records = proxy.records();
+        assert!(!records.is_empty(), "no traffic through the {name} proxy");
+        let leaked: Vec<_> = records
+            .iter()
+            .filter(|r| r.authorization.is_some())
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "credentials sent to the {name}: {leaked:?}"
+        );
+    }
+    assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
+}
