@@ -29,6 +29,10 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Mirror(args) => cli::mirror(&cli, args).await,
             Command::Demo(args) => cli::demo::run(&cli, args).await,
+            Command::Crd => match cli::output::print_stdout(&lazyoci::crd::crd_yaml()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => cli::fail(cli::EXIT_FAILURES, e),
+            },
         }
     })
 }

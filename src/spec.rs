@@ -5,28 +5,49 @@
 //! pipeline only ever sees this type. [`ChartMirrorSpec::problems`] holds the semantic
 //! checks both forms share, so a spec is judged the same wherever it came from.
 
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What to mirror, and where to.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// What to mirror, and where to. The spec of the `ChartMirror` resource (group
+/// `lazyoci.io`, version `v1alpha1`) and the internal form of mirror.yaml.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "lazyoci.io",
+    version = "v1alpha1",
+    kind = "ChartMirror",
+    namespaced,
+    status = "crate::crd::ChartMirrorStatus",
+    shortname = "chmir",
+    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Charts","type":"integer","jsonPath":".status.summary.chartVersions.total"}"#,
+    printcolumn = r#"{"name":"Images","type":"integer","jsonPath":".status.summary.images.unique"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("!(has(self.chartsOnly) && has(self.imagesOnly) && self.chartsOnly && self.imagesOnly)").message("chartsOnly and imagesOnly cannot both be true"))]
 #[serde(rename_all = "camelCase")]
 pub struct ChartMirrorSpec {
     /// The registry that receives charts and images.
     pub target: TargetSpec,
-    /// Where charts come from, one entry per chart.
+    /// Where charts come from, one entry per chart, keyed by `name`.
+    #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub upstreams: Vec<UpstreamSpec>,
     /// How often the operator re-runs the mirror (Go duration such as `1h`, `30m`). Default `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub interval: Option<String>,
     /// Stop scheduling runs while true.
     #[serde(default, skip_serializing_if = "is_false")]
     pub suspend: bool,
     /// Timeout for each remote operation (Go duration). Default `60s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub timeout: Option<String>,
     /// Image copies in flight across the whole run. Default 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<u32>,
     /// Mirror chart artifacts only, no images.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -41,6 +62,7 @@ pub struct ChartMirrorSpec {
 #[serde(rename_all = "camelCase")]
 pub struct TargetSpec {
     /// Registry host and optional path, e.g. `registry.example.com/ns` (an `oci://` prefix is accepted).
+    #[schemars(regex(pattern = r"^(oci://)?[A-Za-z0-9.\[\]:-]+(/[a-z0-9._-]+)*/?$"))]
     pub url: String,
     /// Allow plain HTTP to the target (and only to the target).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -57,10 +79,15 @@ pub struct TargetSpec {
 }
 
 /// One upstream chart.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[x_kube(validation = Rule::new("self.type != 'repo' || (has(self.repo) && self.repo.matches('^https?://'))").message("type repo needs repo: an http(s):// Helm repository URL"))]
+#[x_kube(validation = Rule::new("self.type != 'oci' || (has(self.registry) && self.registry.startsWith('oci://'))").message("type oci needs registry: oci://host/path"))]
+#[x_kube(validation = Rule::new("self.type != 'local' || has(self.path)").message("type local needs path"))]
+#[x_kube(validation = Rule::new("[has(self.repo), has(self.registry), has(self.path)].filter(x, x).size() <= 1").message("set only the location field of the chosen type (repo, registry or path)"))]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamSpec {
     /// Key of this upstream (the map key in mirror.yaml).
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Source type.
     #[serde(rename = "type")]
@@ -75,8 +102,10 @@ pub struct UpstreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Chart name as published upstream.
+    #[schemars(length(min = 1))]
     pub chart: String,
     /// Exact chart versions to mirror.
+    #[schemars(length(min = 1))]
     pub versions: Vec<String>,
     /// Secret with credentials for this upstream (operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -67,6 +67,8 @@ pub enum Command {
     /// Start two local registries and a Helm repository, seed them, and mirror a demo chart
     /// from all three source types (needs docker-registry and helm; see scripts/install-test-deps.sh).
     Demo(DemoArgs),
+    /// Print the ChartMirror CustomResourceDefinition (YAML).
+    Crd,
 }
 
 /// `lazyoci mirror` flags (the CLI contract).
