@@ -137,7 +137,8 @@ fn the_schema_accepts_a_good_spec_and_the_example() {
 
 #[test]
 fn the_schema_rejects_bad_specs() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "repo without repo",
             Box::new(|s| {

@@ -147,9 +147,22 @@ impl Registry {
         self.dir.path()
     }
 
-    /// The registry's log so far.
+    /// The registry's log so far. Waits until the log stops growing (at most 2s): the
+    /// registry writes an access-log line just after it answers.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+        let path = self.dir.path().join("registry.log");
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = size();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = size();
+            if now == last || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
+        std::fs::read_to_string(&path).unwrap_or_default()
     }
 
     /// Access-log lines (`"METHOD /path HTTP/1.1" status …`) whose method is `method` and
