@@ -12,6 +12,7 @@
 pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod digest;

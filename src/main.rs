@@ -6,13 +6,22 @@ use lazyoci::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     lazyoci::install_crypto_provider();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAZYOCI_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAZYOCI_LOG").unwrap_or_else(|_| {
+        let default = if matches!(cli.command, Command::Operator(_)) {
+            "info"
+        } else {
+            "warn"
+        };
+        default.into()
+    });
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LAZYOCI_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,6 +38,7 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Mirror(args) => cli::mirror(&cli, args).await,
             Command::Demo(args) => cli::demo::run(&cli, args).await,
+            Command::Operator(args) => cli::operator(&cli, args).await,
             Command::Crd => match cli::output::print_stdout(&lazyoci::crd::crd_yaml()) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => cli::fail(cli::EXIT_FAILURES, e),

@@ -69,6 +69,39 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the ChartMirror CustomResourceDefinition (YAML).
     Crd,
+    /// Run the ChartMirror operator (a Kubernetes controller) until SIGTERM.
+    Operator(OperatorArgs),
+}
+
+/// `lazyoci operator` flags.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Reconcile only while holding the Lease (run two replicas for fast failover).
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "lazyoci-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease [default: $POD_NAMESPACE].
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// Only watch ChartMirrors in this namespace [default: all namespaces].
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// ChartMirrors reconciled at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Reach these source registries over plain HTTP (in-cluster mirrors).
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "LAZYOCI_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 /// `lazyoci mirror` flags (the CLI contract).
@@ -193,6 +226,31 @@ pub fn cancel_on_signals(token: CancellationToken) {
         eprintln!("interrupted: stopping; nothing half-copied is tagged, re-run to finish");
         token.cancel();
     });
+}
+
+/// `lazyoci operator`.
+pub async fn operator(cli: &Cli, args: &OperatorArgs) -> ExitCode {
+    let opts = crate::controller::OperatorOptions {
+        metrics_addr: args.metrics_addr,
+        leader_election: args.leader_election,
+        lease_name: args.lease_name.clone(),
+        lease_namespace: args.lease_namespace.clone(),
+        watch_namespace: args.watch_namespace.clone(),
+        concurrency: args.concurrency,
+        settings: crate::controller::Settings {
+            artifact_dir: cli
+                .artifact_dir
+                .clone()
+                .unwrap_or_else(default_artifact_dir),
+            helm: helm_from_env(),
+            insecure_registries: args.insecure_registries.clone(),
+            progress_every: Duration::from_secs(10),
+        },
+    };
+    match crate::controller::run(opts).await {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => fail(EXIT_FAILURES, format!("operator: {e:#}")),
+    }
 }
 
 /// `lazyoci mirror`.

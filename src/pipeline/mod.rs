@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::chart::push;
@@ -133,15 +133,17 @@ pub async fn run(
     };
 
     // Phase 1: charts and discovery, per unit, order kept.
-    let prepared: Vec<(VersionResult, Vec<ImageRef>)> = futures::stream::iter(
-        units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| ctx.prepare(i, u, &dst)),
-    )
-    .buffered(req.concurrency.max(1))
-    .collect()
-    .await;
+    // Futures are collected first (not mapped lazily) so the run stays `Send` for the
+    // operator's `tokio::spawn` (rust-lang/rust#64552).
+    let prepares: Vec<_> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| ctx.prepare(i, u, &dst).boxed())
+        .collect();
+    let prepared: Vec<(VersionResult, Vec<ImageRef>)> = futures::stream::iter(prepares)
+        .buffered(req.concurrency.max(1))
+        .collect()
+        .await;
     let (mut versions, images): (Vec<VersionResult>, Vec<Vec<ImageRef>>) =
         prepared.into_iter().unzip();
 
@@ -170,30 +172,35 @@ pub async fn run(
             progress.event(Event::UnitDone(i));
         }
     }
-    let outcomes: HashMap<String, ImageResult> = futures::stream::iter(order.iter().map(|key| {
-        let (src, dst_ref, users) = &jobs[key];
-        let collision = collisions.get(key).cloned();
-        let remaining = &remaining;
-        async move {
-            let result = match collision {
-                Some(error) => failed(src, dst_ref, error),
-                None => ctx.image(src, dst_ref, users).await,
-            };
-            for &u in users {
-                progress.event(Event::Image {
-                    unit: u,
-                    result: result.clone(),
-                });
-                if remaining[u].fetch_sub(1, Ordering::AcqRel) == 1 {
-                    progress.event(Event::UnitDone(u));
+    let copies: Vec<_> = order
+        .iter()
+        .map(|key| {
+            let (src, dst_ref, users) = &jobs[key];
+            let collision = collisions.get(key).cloned();
+            let remaining = &remaining;
+            async move {
+                let result = match collision {
+                    Some(error) => failed(src, dst_ref, error),
+                    None => ctx.image(src, dst_ref, users).await,
+                };
+                for &u in users {
+                    progress.event(Event::Image {
+                        unit: u,
+                        result: result.clone(),
+                    });
+                    if remaining[u].fetch_sub(1, Ordering::AcqRel) == 1 {
+                        progress.event(Event::UnitDone(u));
+                    }
                 }
+                (key.clone(), result)
             }
-            (key.clone(), result)
-        }
-    }))
-    .buffer_unordered(req.concurrency.max(1))
-    .collect()
-    .await;
+            .boxed()
+        })
+        .collect();
+    let outcomes: HashMap<String, ImageResult> = futures::stream::iter(copies)
+        .buffer_unordered(req.concurrency.max(1))
+        .collect()
+        .await;
 
     let mut report = MirrorReport {
         dry_run: req.dry_run,

@@ -1,0 +1,456 @@
+//! Reconcile tests: kube-rs's mocked API server (tower-test) records every request the
+//! reconciler makes; the pipeline under it runs for real against local registries.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::spec::{ChartMirrorSpec, SourceType, TargetSpec, UpstreamSpec};
+use crate::testkit::{charts, images, registry::Registry};
+
+/// One request the reconciler sent.
+#[derive(Clone, Debug)]
+struct Sent {
+    method: String,
+    path: String,
+    body: Value,
+}
+
+/// A fake API server: answers status patches with the patched object, echoes events, and
+/// records everything.
+struct FakeApi {
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl FakeApi {
+    fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+fn fake_api(object: ChartMirror) -> (Client, FakeApi) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let record = sent.clone();
+    tokio::spawn(async move {
+        while let Some((request, respond)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let path = request.uri().to_string();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            record.lock().unwrap().push(Sent {
+                method: method.clone(),
+                path: path.clone(),
+                body: body.clone(),
+            });
+            let (status, answer) = if path.contains("/events") {
+                (200, body)
+            } else if path.contains("/chartmirrors/") && method == "PATCH" {
+                let mut obj = serde_json::to_value(&object).unwrap();
+                obj["status"] = body["status"].clone();
+                (200, obj)
+            } else {
+                (
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+                )
+            };
+            respond.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    (Client::new(service, "default"), FakeApi { sent })
+}
+
+struct Fixture {
+    src: Registry,
+    dst: Registry,
+    set: images::SeedSet,
+    dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    crate::install_crypto_provider();
+    let src = Registry::start().await.unwrap();
+    let dst = Registry::start().await.unwrap();
+    let set = images::seed_standard_set(src.addr()).await.unwrap();
+    Fixture {
+        src,
+        dst,
+        set,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Fixture {
+    fn context(&self, client: Client) -> Arc<Context> {
+        let (trigger, _) = futures::channel::mpsc::unbounded();
+        Arc::new(Context {
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "lazyoci".into(),
+                    instance: None,
+                },
+            ),
+            client,
+            executor: Executor::new(trigger),
+            metrics: Arc::new(Metrics::default()),
+            settings: Settings {
+                artifact_dir: self.dir.path().join("artifacts"),
+                helm: crate::testkit::helm_bin(),
+                insecure_registries: vec![self.src.addr().to_string()],
+                progress_every: Duration::from_secs(10),
+            },
+        })
+    }
+
+    /// A ChartMirror over a local chart whose images are `images`.
+    fn mirror(&self, generation: i64, versions: &[&str], images: &[String]) -> ChartMirror {
+        let chart =
+            charts::write_simple_chart(&self.dir.path().join("charts"), "app", "1.0.0", &images[0])
+                .unwrap();
+        let extra: String = images[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, img)| format!("  - name: c{i}\n    image: {img}\n"))
+            .collect();
+        if !extra.is_empty() {
+            std::fs::write(chart.join("templates/pod.yaml"), format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{extra}")).unwrap();
+        }
+        let spec = ChartMirrorSpec {
+            target: TargetSpec {
+                url: format!("{}/m", self.dst.addr()),
+                insecure: true,
+                charts_prefix: Some("charts".into()),
+                ..Default::default()
+            },
+            upstreams: vec![UpstreamSpec {
+                name: "app".into(),
+                source_type: SourceType::Local,
+                path: Some(chart.to_string_lossy().into_owned()),
+                chart: "app".into(),
+                versions: versions.iter().map(|v| v.to_string()).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut cm = ChartMirror::new("mirror", spec);
+        cm.metadata.namespace = Some("team".into());
+        cm.metadata.uid = Some("uid-1".into());
+        cm.metadata.generation = Some(generation);
+        cm
+    }
+}
+
+/// The object as the informer would see it after the patches so far.
+fn with_status(mut cm: ChartMirror, sent: &[Sent]) -> ChartMirror {
+    if let Some(last) = sent.iter().rev().find(|s| s.path.contains("/status")) {
+        cm.status = serde_json::from_value(last.body["status"].clone()).unwrap();
+    }
+    cm
+}
+
+fn condition<'a>(patch: &'a Sent, type_: &str) -> Option<&'a Value> {
+    patch.body["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn events(sent: &[Sent]) -> Vec<(String, String)> {
+    sent.iter()
+        .filter(|s| s.path.contains("/events"))
+        .map(|s| {
+            (
+                s.body["type"].as_str().unwrap_or_default().to_string(),
+                s.body["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status_patches(sent: &[Sent]) -> Vec<&Sent> {
+    sent.iter()
+        .filter(|s| {
+            s.method == "PATCH"
+                && s.path.starts_with(
+                    "/apis/lazyoci.io/v1alpha1/namespaces/team/chartmirrors/mirror/status",
+                )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_run_ends_ready_with_one_event() {
+    let f = fixture().await;
+    let cm = f.mirror(
+        1,
+        &["1.0.0"],
+        &[
+            f.set.nginx.reference(f.src.addr()),
+            f.set.job.reference(f.src.addr()),
+        ],
+    );
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+
+    let action = reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)));
+    let sent = api.take();
+    let patches = status_patches(&sent);
+    assert_eq!(patches.len(), 1, "{sent:#?}");
+    assert!(
+        patches[0].path.contains("fieldManager=lazyoci") && patches[0].path.contains("force=true"),
+        "{}",
+        patches[0].path
+    );
+    assert_eq!(condition(patches[0], "Ready").unwrap()["status"], "Unknown");
+    assert_eq!(
+        condition(patches[0], "Reconciling").unwrap()["reason"],
+        "Progressing"
+    );
+    assert!(events(&sent).is_empty());
+
+    ctx.executor.wait("uid-1").await;
+    let cm = with_status(cm, &sent);
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    let sent = api.take();
+    let patches = status_patches(&sent);
+    assert_eq!(patches.len(), 1, "{sent:#?}");
+    let status = &patches[0].body["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    let ready = condition(patches[0], "Ready").unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("True"), Some("Succeeded"))
+    );
+    assert!(
+        condition(patches[0], "Reconciling").is_none()
+            && condition(patches[0], "Stalled").is_none()
+    );
+    assert_eq!(
+        status["summary"]["chartVersions"],
+        json!({"total": 1, "pushed": 1, "skipped": 0, "failed": 0})
+    );
+    assert_eq!(status["summary"]["images"]["copied"], 2);
+    assert_eq!(status["charts"][0]["result"], "Pushed");
+    assert_eq!(
+        status["charts"][0]["url"],
+        format!("oci://{}/m/charts/app:1.0.0", f.dst.addr())
+    );
+    assert_eq!(
+        events(&sent),
+        vec![("Normal".to_string(), "MirrorSucceeded".to_string())]
+    );
+    assert!(
+        crate::testkit::oci::manifest_digest(f.dst.addr(), "m/library/nginx", "1.25")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Nothing changed: the next reconcile writes nothing and waits for the interval.
+    let cm = with_status(cm, &sent);
+    let action = reconcile(Arc::new(cm), ctx.clone()).await.unwrap();
+    assert!(api.take().is_empty());
+    assert!(
+        format!("{action:?}").contains("requeue_after: Some"),
+        "{action:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_failure_is_not_ready_with_detail_and_per_version_events() {
+    let f = fixture().await;
+    let missing = format!("{}/gone/away:1", f.src.addr());
+    let cm = f.mirror(
+        3,
+        &["1.0.0", "1.0.1"],
+        &[f.set.nginx.reference(f.src.addr()), missing.clone()],
+    );
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    let sent = api.take();
+    ctx.executor.wait("uid-1").await;
+    reconcile(Arc::new(with_status(cm, &sent)), ctx.clone())
+        .await
+        .unwrap();
+    let sent = api.take();
+    let patch = status_patches(&sent)[0];
+    let ready = condition(patch, "Ready").unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("PushFailed"))
+    );
+    assert_eq!(condition(patch, "PushFailed").unwrap()["status"], "True");
+    assert_eq!(patch.body["status"]["observedGeneration"], 3);
+    let entry = &patch.body["status"]["charts"][1];
+    assert_eq!(entry["result"], "Failed");
+    assert_eq!(entry["failedImages"], json!([missing]));
+    assert!(
+        entry["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("not found at the source")
+    );
+    let ev = events(&sent);
+    assert_eq!(
+        ev.iter().filter(|(_, r)| r == "PushFailed").count(),
+        2,
+        "one event per failed chart version: {ev:?}"
+    );
+    assert!(
+        ev.contains(&("Warning".into(), "PartiallyMirrored".into())),
+        "{ev:?}"
+    );
+    assert_eq!(ev.len(), 3, "never one event per image: {ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_stalls_without_running() {
+    let f = fixture().await;
+    let mut cm = f.mirror(2, &["1.0.0"], &[f.set.nginx.reference(f.src.addr())]);
+    cm.spec.upstreams[0].source_type = SourceType::Repo;
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+    let action = reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let sent = api.take();
+    let patch = status_patches(&sent)[0];
+    let stalled = condition(patch, "Stalled").unwrap();
+    assert_eq!(
+        (stalled["status"].as_str(), stalled["reason"].as_str()),
+        (Some("True"), Some("InvalidSpec"))
+    );
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.upstreams[0].repo: required for type=repo"),
+        "{stalled}"
+    );
+    assert_eq!(condition(patch, "Ready").unwrap()["status"], "False");
+    assert_eq!(patch.body["status"]["observedGeneration"], 2);
+    assert_eq!(
+        events(&sent),
+        vec![("Warning".to_string(), "InvalidSpec".to_string())]
+    );
+    assert!(
+        ctx.executor.snapshot("uid-1").is_none(),
+        "a run started for an invalid spec"
+    );
+    // Reconciling the same invalid object again changes nothing and says nothing.
+    reconcile(Arc::new(with_status(cm, &sent)), ctx.clone())
+        .await
+        .unwrap();
+    assert!(api.take().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_runs() {
+    let f = fixture().await;
+    let mut cm = f.mirror(1, &["1.0.0"], &[f.set.nginx.reference(f.src.addr())]);
+    cm.spec.suspend = true;
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+    assert_eq!(
+        reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap(),
+        Action::await_change()
+    );
+    assert!(api.take().is_empty());
+    assert!(ctx.executor.snapshot("uid-1").is_none());
+
+    // Suspending a running mirror cancels it and says so once.
+    cm.spec.suspend = false;
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    api.take();
+    assert!(ctx.executor.snapshot("uid-1").is_some());
+    cm.spec.suspend = true;
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    assert_eq!(
+        events(&api.take()),
+        vec![("Normal".to_string(), "Suspended".to_string())]
+    );
+    assert!(ctx.executor.snapshot("uid-1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_change_mid_run_replaces_the_run() {
+    let f = fixture().await;
+    // A slow source, so the first run is still copying when the spec changes.
+    let proxy = crate::testkit::proxy::Proxy::start(
+        f.src.addr(),
+        vec![crate::testkit::proxy::Rule {
+            method: Some("GET".into()),
+            path_contains: "/blobs/".into(),
+            delay: Duration::from_millis(700),
+        }],
+    )
+    .unwrap();
+    let images: Vec<String> = [&f.set.nginx, &f.set.redis, &f.set.api]
+        .iter()
+        .map(|s| s.reference(proxy.addr()))
+        .collect();
+    let first = f.mirror(1, &["1.0.0"], &images);
+    let (client, api) = fake_api(first.clone());
+    let mut ctx = f.context(client);
+    Arc::get_mut(&mut ctx)
+        .unwrap()
+        .settings
+        .insecure_registries
+        .push(proxy.addr().to_string());
+    reconcile(Arc::new(first.clone()), ctx.clone())
+        .await
+        .unwrap();
+    let sent = api.take();
+    assert!(ctx.executor.snapshot("uid-1").unwrap().finished.is_none());
+
+    let mut second = with_status(first.clone(), &sent);
+    second.metadata.generation = Some(2);
+    second.spec.upstreams[0].versions = vec!["2.0.0".into()];
+    reconcile(Arc::new(second.clone()), ctx.clone())
+        .await
+        .unwrap();
+    let snap = ctx.executor.snapshot("uid-1").unwrap();
+    assert_eq!(snap.key.generation, 2, "the stale run was not replaced");
+    let sent2 = api.take();
+    ctx.executor.wait("uid-1").await;
+    reconcile(Arc::new(with_status(second, &sent2)), ctx.clone())
+        .await
+        .unwrap();
+    let sent3 = api.take();
+    let patch = status_patches(&sent3)[0];
+    assert_eq!(patch.body["status"]["observedGeneration"], 2);
+    let versions: Vec<&str> = patch.body["status"]["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, vec!["2.0.0"]);
+    // Nothing of the cancelled first run was ever folded into status.
+    for s in sent2.iter().chain(&sent3) {
+        assert!(
+            !s.body["status"]["charts"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|e| e["version"] == "1.0.0")),
+            "{s:?}"
+        );
+        assert_ne!(s.body["status"]["observedGeneration"], 1, "{s:?}");
+    }
+}
