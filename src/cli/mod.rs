@@ -249,7 +249,7 @@ pub async fn operator(cli: &Cli, args: &OperatorArgs) -> ExitCode {
     };
     match crate::controller::run(opts).await {
         Ok(()) => ExitCode::from(EXIT_OK),
-        Err(e) => fail(EXIT_FAILURES, format!("operator: {e:#}")),
+        Err(e) => fail(EXIT_FAILURES, format!("operator: {e}")),
     }
 }
 
