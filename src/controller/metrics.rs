@@ -193,6 +193,49 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn health_and_metrics_endpoints_answer() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        metrics.observe("quay.io", "HEAD", 200);
+        let health = Health::default();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        let server = tokio::spawn(serve(addr, metrics, health.clone(), async move {
+            s.cancelled().await
+        }));
+        let http = reqwest::Client::new();
+        let get = |path: &'static str| {
+            let http = http.clone();
+            async move {
+                for _ in 0..50 {
+                    if let Ok(r) = http.get(format!("http://{addr}{path}")).send().await {
+                        return (r.status().as_u16(), r.text().await.unwrap_or_default());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                (0, String::new())
+            }
+        };
+        assert_eq!(get("/healthz").await.0, 200);
+        assert_eq!(get("/readyz").await.0, 503);
+        health.set_ready(true);
+        assert_eq!(get("/readyz").await.0, 200);
+        let (code, body) = get("/metrics").await;
+        assert_eq!(code, 200);
+        assert!(
+            body.contains("lazyoci_registry_requests_total{code=\"200\",host=\"quay.io\"} 1"),
+            "{body}"
+        );
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+
     #[test]
     fn metrics_register_and_encode_without_image_labels() {
         let m = Metrics::default();

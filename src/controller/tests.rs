@@ -14,7 +14,7 @@ use crate::spec::{ChartMirrorSpec, SourceType, TargetSpec, UpstreamSpec};
 use crate::testkit::{charts, images, registry::Registry};
 
 /// One request the reconciler sent.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 struct Sent {
     method: String,
     path: String,
@@ -34,6 +34,10 @@ impl FakeApi {
 }
 
 fn fake_api(object: ChartMirror) -> (Client, FakeApi) {
+    fake_api_with(object, Vec::new())
+}
+
+fn fake_api_with(object: ChartMirror, secrets: Vec<Value>) -> (Client, FakeApi) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let record = sent.clone();
@@ -52,7 +56,20 @@ fn fake_api(object: ChartMirror) -> (Client, FakeApi) {
                 path: path.clone(),
                 body: body.clone(),
             });
-            let (status, answer) = if path.contains("/events") {
+            let (status, answer) = if path.contains("/secrets/") {
+                match secrets.iter().find(|s| {
+                    path.ends_with(&format!(
+                        "/secrets/{}",
+                        s["metadata"]["name"].as_str().unwrap_or_default()
+                    ))
+                }) {
+                    Some(secret) => (200, secret.clone()),
+                    None => (
+                        404,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+                    ),
+                }
+            } else if path.contains("/events") {
                 (200, body)
             } else if path.contains("/chartmirrors/") && method == "PATCH" {
                 let mut obj = serde_json::to_value(&object).unwrap();
@@ -453,4 +470,87 @@ async fn a_spec_change_mid_run_replaces_the_run() {
         );
         assert_ne!(s.body["status"]["observedGeneration"], 1, "{s:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_the_referenced_secret_and_stay_out_of_status() {
+    use base64::Engine as _;
+    let f = fixture().await;
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let private = Registry::start_with(crate::testkit::registry::RegistryConfig {
+        htpasswd: Some(format!("alice:{hash}")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    images::image_with_auth(private.addr(), "private/app", "1.0", ("alice", "s3cret"))
+        .await
+        .unwrap();
+    let mut cm = f.mirror(
+        1,
+        &["1.0.0"],
+        &[format!("{}/private/app:1.0", private.addr())],
+    );
+    cm.spec.upstreams[0].secret_ref = Some(crate::spec::LocalObjectReference {
+        name: "pull".into(),
+    });
+
+    // A missing Secret: not ready, retried, named but never shown.
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+    let action = reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(120)));
+    let sent = api.take();
+    let ready = condition(status_patches(&sent)[0], "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("SecretError"))
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("secret pull: not found"),
+        "{ready}"
+    );
+    assert!(ctx.executor.snapshot("uid-1").is_none());
+
+    // With the Secret, the run authenticates to that registry only.
+    let config = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+        private.addr(),
+        base64::engine::general_purpose::STANDARD.encode("alice:s3cret")
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pull", "namespace": "team"}, "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)}});
+    let (client, api) = fake_api_with(cm.clone(), vec![secret]);
+    let mut ctx = f.context(client);
+    Arc::get_mut(&mut ctx)
+        .unwrap()
+        .settings
+        .insecure_registries
+        .push(private.addr().to_string());
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    let sent = api.take();
+    ctx.executor.wait("uid-1").await;
+    reconcile(Arc::new(with_status(cm, &sent)), ctx.clone())
+        .await
+        .unwrap();
+    let sent = api.take();
+    let patch = status_patches(&sent)[0];
+    assert_eq!(
+        condition(patch, "Ready").unwrap()["status"],
+        "True",
+        "{:#}",
+        patch.body
+    );
+    let everything = serde_json::to_string(&sent).unwrap_or_else(|_| format!("{sent:?}"));
+    assert!(
+        !everything.contains("s3cret")
+            && !everything
+                .contains(&base64::engine::general_purpose::STANDARD.encode("alice:s3cret")),
+        "a secret reached the API"
+    );
 }
