@@ -94,14 +94,23 @@ pub struct OperatorArgs {
     /// ChartMirrors reconciled at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
-    /// Reach these source registries over plain HTTP (in-cluster mirrors).
+    /// Plain-HTTP source registries.
+    #[command(flatten)]
+    pub insecure: InsecureRegistries,
+}
+
+/// `--insecure-registry`, shared by `mirror` and `operator`.
+#[derive(Debug, Args)]
+pub struct InsecureRegistries {
+    /// Reach this source registry host (`host:port`) over plain HTTP (repeatable). The target
+    /// uses `target.insecure` instead.
     #[arg(
         long = "insecure-registry",
         value_name = "HOST",
         env = "LAZYOCI_INSECURE_REGISTRIES",
         value_delimiter = ','
     )]
-    pub insecure_registries: Vec<String>,
+    pub hosts: Vec<String>,
 }
 
 /// `lazyoci mirror` flags (the CLI contract).
@@ -135,15 +144,9 @@ pub struct MirrorArgs {
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Reach this source registry host (`host:port`) over plain HTTP (repeatable). The target
-    /// uses `target.insecure` instead.
-    #[arg(
-        long = "insecure-registry",
-        value_name = "HOST",
-        env = "LAZYOCI_INSECURE_REGISTRIES",
-        value_delimiter = ','
-    )]
-    pub insecure_registries: Vec<String>,
+    /// Plain-HTTP source registries.
+    #[command(flatten)]
+    pub insecure: InsecureRegistries,
 }
 
 /// `lazyoci demo` flags.
@@ -243,7 +246,7 @@ pub async fn operator(cli: &Cli, args: &OperatorArgs) -> ExitCode {
                 .clone()
                 .unwrap_or_else(default_artifact_dir),
             helm: helm_from_env(),
-            insecure_registries: args.insecure_registries.clone(),
+            insecure_registries: args.insecure.hosts.clone(),
             progress_every: Duration::from_secs(10),
         },
     };
@@ -286,7 +289,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         .artifact_dir
         .clone()
         .unwrap_or_else(default_artifact_dir);
-    let mut insecure = args.insecure_registries.clone();
+    let mut insecure = args.insecure.hosts.clone();
     if req.spec.target.insecure {
         insecure.push(target.host.clone());
     }

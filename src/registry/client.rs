@@ -201,6 +201,22 @@ impl RegistryClient {
         }
     }
 
+    /// Send a HEAD or GET for a manifest with every manifest type accepted.
+    async fn manifest_request(
+        &self,
+        method: Method,
+        repo: &str,
+        reference: &str,
+        scope: &Scope,
+    ) -> Result<(String, Response), RegistryError> {
+        let url = self.url(&format!("{repo}/manifests/{reference}"));
+        let timeout = self.opts.request_timeout;
+        let resp = self
+            .send(method, &url, scope, accept_manifests(), None, timeout)
+            .await?;
+        Ok((url, resp))
+    }
+
     /// HEAD a manifest: its digest, or `None` when absent.
     pub async fn head_manifest(
         &self,
@@ -208,16 +224,8 @@ impl RegistryClient {
         reference: &str,
         scope: &Scope,
     ) -> Result<Option<String>, RegistryError> {
-        let url = self.url(&format!("{repo}/manifests/{reference}"));
-        let resp = self
-            .send(
-                Method::HEAD,
-                &url,
-                scope,
-                accept_manifests(),
-                None,
-                self.opts.request_timeout,
-            )
+        let (url, resp) = self
+            .manifest_request(Method::HEAD, repo, reference, scope)
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -247,16 +255,8 @@ impl RegistryClient {
         reference: &str,
         scope: &Scope,
     ) -> Result<Option<RawManifest>, RegistryError> {
-        let url = self.url(&format!("{repo}/manifests/{reference}"));
-        let resp = self
-            .send(
-                Method::GET,
-                &url,
-                scope,
-                accept_manifests(),
-                None,
-                self.opts.request_timeout,
-            )
+        let (url, resp) = self
+            .manifest_request(Method::GET, repo, reference, scope)
             .await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {

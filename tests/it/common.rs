@@ -206,3 +206,17 @@ pub fn version_of(report: &serde_json::Value, key: &str, version: &str) -> serde
         .unwrap()
         .clone()
 }
+
+/// Write `~/.docker/config.json` for the binary's isolated HOME with basic credentials for
+/// `host` only.
+pub fn docker_login(w: &World, host: &str, user: &str, password: &str) {
+    use base64::Engine as _;
+    let docker = w.path(".home/docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+}

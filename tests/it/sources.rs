@@ -335,18 +335,8 @@ async fn credentials_are_used_per_host() {
     );
 
     // With docker config credentials for that host only.
+    docker_login(&w, private.addr(), "alice", "s3cret");
     let docker = w.path(".home/docker");
-    std::fs::create_dir_all(&docker).unwrap();
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-    std::fs::write(
-        docker.join("config.json"),
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-            private.addr()
-        ),
-    )
-    .unwrap();
     let run = w.run_env(
         &["mirror", "--all", "-o", "json"],
         &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)],

@@ -102,18 +102,7 @@ async fn credentials_go_only_to_their_own_registry() {
         ],
     );
     w.config("mirror.yaml", &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  mixed: {{type: local, path: charts/mixed, chart: mixed, versions: [\"1.0.0\"]}}\n", target.addr()));
-    let docker = w.path(".home/docker");
-    std::fs::create_dir_all(&docker).unwrap();
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-    std::fs::write(
-        docker.join("config.json"),
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-            private.addr()
-        ),
-    )
-    .unwrap();
+    docker_login(&w, private.addr(), "alice", "s3cret");
     let insecure = format!("{},{}", private.addr(), public.addr());
     let run = w.run_env(
         &["mirror", "--all", "-o", "json"],
