@@ -412,11 +412,11 @@ async fn a_spec_change_mid_run_replaces_the_run() {
     // A slow source, so the first run is still copying when the spec changes.
     let proxy = crate::testkit::proxy::Proxy::start(
         f.src.addr(),
-        vec![crate::testkit::proxy::Rule {
-            method: Some("GET".into()),
-            path_contains: "/blobs/".into(),
-            delay: Duration::from_millis(700),
-        }],
+        vec![crate::testkit::proxy::Rule::delay(
+            "GET",
+            "/blobs/",
+            Duration::from_millis(700),
+        )],
     )
     .unwrap();
     let images: Vec<String> = [&f.set.nginx, &f.set.redis, &f.set.api]

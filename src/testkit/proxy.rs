@@ -31,6 +31,30 @@ pub struct Rule {
     pub path_contains: String,
     /// Wait this long before forwarding.
     pub delay: Duration,
+    /// Instead of forwarding, redirect (307) to the same path on this `host:port`.
+    pub redirect_to: Option<String>,
+}
+
+impl Rule {
+    /// Delay matching requests.
+    pub fn delay(method: &str, path_contains: &str, delay: Duration) -> Rule {
+        Rule {
+            method: Some(method.into()),
+            path_contains: path_contains.into(),
+            delay,
+            redirect_to: None,
+        }
+    }
+
+    /// Redirect matching requests to another server.
+    pub fn redirect(method: &str, path_contains: &str, to: &str) -> Rule {
+        Rule {
+            method: Some(method.into()),
+            path_contains: path_contains.into(),
+            delay: Duration::ZERO,
+            redirect_to: Some(to.into()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -88,13 +112,22 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
             st.max_repos_in_flight = st.max_repos_in_flight.max(busy);
         }
     }
+    let mut redirect = None;
     for rule in s.rules.iter() {
         if path.contains(&rule.path_contains) && rule.method.as_deref().is_none_or(|m| m == method)
         {
             tokio::time::sleep(rule.delay).await;
+            redirect = redirect.or(rule.redirect_to.clone());
         }
     }
-    let response = relay(&s, req, &path).await;
+    let response = match redirect {
+        Some(to) => Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("location", format!("http://{to}{path}"))
+            .body(Body::empty())
+            .unwrap_or_else(|_| Response::new(Body::empty())),
+        None => relay(&s, req, &path).await,
+    };
     if let Some(r) = &repo
         && let Ok(mut st) = s.stats.lock()
         && let Some(n) = st.in_flight.get_mut(r)

@@ -26,11 +26,7 @@ async fn concurrency_bounds_image_copies_across_the_whole_run() {
         // Every blob download takes a while, so copies that may overlap do overlap.
         let proxy = Proxy::start(
             w.src_host(),
-            vec![Rule {
-                method: Some("GET".into()),
-                path_contains: "/blobs/".into(),
-                delay: Duration::from_millis(150),
-            }],
+            vec![Rule::delay("GET", "/blobs/", Duration::from_millis(150))],
         )
         .unwrap();
         let via = |s: &lazyoci::testkit::images::Seeded| s.reference(proxy.addr());
