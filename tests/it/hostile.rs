@@ -101,23 +101,21 @@ async fn crafted_archives_are_refused_one_by_one_and_the_rest_still_mirrors() {
         ),
         (
             "impostor",
-            chart_archive("impostor", |_| {}).iter().copied().collect(),
+            {
+                let mut t = Vec::new();
+                raw_entry(
+                    &mut t,
+                    "impostor/Chart.yaml",
+                    b'0',
+                    "",
+                    b"apiVersion: v2\nname: other\nversion: 1.0.0\n",
+                );
+                t.extend_from_slice(&[0u8; 1024]);
+                gzip(&t)
+            },
             "archive holds chart",
         ),
     ];
-    // The impostor archive holds a chart named `other`.
-    archives[6].1 = {
-        let mut t = Vec::new();
-        raw_entry(
-            &mut t,
-            "impostor/Chart.yaml",
-            b'0',
-            "",
-            b"apiVersion: v2\nname: other\nversion: 1.0.0\n",
-        );
-        t.extend_from_slice(&[0u8; 1024]);
-        gzip(&t)
-    };
     // A decompression bomb: 300 MiB of zeros behind a valid Chart.yaml.
     let bomb = {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
