@@ -87,6 +87,7 @@ pub async fn push(
                 dst,
                 dst_repo: repo,
                 blob_parallelism: 2,
+                blobs: registries.blob_index(),
             };
             job.copy(manifest, Some(tag), &CopyStats::default()).await
         }

@@ -74,6 +74,7 @@ pub(super) async fn copy(
         dst: &d,
         dst_repo: &dst.repository,
         blob_parallelism: 3,
+        blobs: env.registries.blob_index(),
     };
     let digest = job.copy(&root, dst.tag.as_deref(), &stats).await?;
     Ok((digest, stats.bytes.load(Ordering::Relaxed)))

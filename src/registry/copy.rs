@@ -4,7 +4,6 @@
 //! stream from the source GET into one PUT on the target and are hashed on the way: bytes
 //! that do not match their digest abort the upload, so nothing unverified is committed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
@@ -23,6 +22,8 @@ pub struct CopyStats {
     pub blobs_copied: AtomicU64,
     /// Blobs the target already had.
     pub blobs_present: AtomicU64,
+    /// Blobs mounted from another repository of the target.
+    pub blobs_mounted: AtomicU64,
 }
 
 /// Where to copy from and to.
@@ -37,6 +38,24 @@ pub struct CopyJob<'a> {
     pub dst_repo: &'a str,
     /// Blobs copied in parallel within this image.
     pub blob_parallelism: usize,
+    /// Where the target registry already has which blob (for mounts and single uploads).
+    pub blobs: &'a BlobIndex,
+}
+
+/// For each target host and blob digest: a repository that holds it. Shared by all copies of
+/// a run, so a blob is uploaded to a registry once and mounted into other repositories.
+#[derive(Default, Debug)]
+pub struct BlobIndex {
+    slots: std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<Option<String>>>>,
+    >,
+}
+
+impl BlobIndex {
+    fn slot(&self, host: &str, digest: &str) -> std::sync::Arc<tokio::sync::Mutex<Option<String>>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(format!("{host}/{digest}")).or_default().clone()
+    }
 }
 
 impl CopyJob<'_> {
@@ -127,14 +146,28 @@ impl CopyJob<'_> {
     }
 
     async fn copy_blob(&self, d: &Descriptor, stats: &CopyStats) -> Result<(), RegistryError> {
+        // One copy of a blob per target registry at a time; later ones find it and mount it.
+        let slot = self.blobs.slot(self.dst.host(), &d.digest);
+        let mut known = slot.lock().await;
         let dst_scope = Scope::Push(self.dst_repo.to_string());
         if self
             .dst
             .blob_exists(self.dst_repo, &d.digest, &dst_scope)
             .await?
         {
+            known.get_or_insert_with(|| self.dst_repo.to_string());
             stats.blobs_present.fetch_add(1, Ordering::Relaxed);
             return Ok(());
+        }
+        if let Some(from) = known.clone().filter(|r| r != self.dst_repo) {
+            match self.dst.mount_blob(self.dst_repo, &from, &d.digest).await {
+                Ok(true) => {
+                    stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                // Refused or failed: upload instead.
+                Ok(false) | Err(_) => {}
+            }
         }
         let retries = 3;
         let mut attempt = 0;
@@ -156,6 +189,7 @@ impl CopyJob<'_> {
         }
         stats.bytes.fetch_add(d.size, Ordering::Relaxed);
         stats.blobs_copied.fetch_add(1, Ordering::Relaxed);
+        *known = Some(self.dst_repo.to_string());
         Ok(())
     }
 
@@ -184,47 +218,74 @@ impl CopyJob<'_> {
     }
 }
 
-/// Pass chunks through while hashing them; end with an error if the total size or the
-/// digest is not the expected one, which aborts the upload it feeds.
+/// Pass chunks through while hashing them, one chunk behind: the last chunk is only let
+/// go once the whole blob has the expected size and digest. A mismatch ends the stream
+/// with an error before the upload's declared length is reached, so the target never
+/// receives a complete, wrong blob.
 pub fn verified_stream<S>(
     inner: S,
     digest: String,
     size: u64,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
 where
-    S: futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+    S: futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
-    let hasher = Arc::new(std::sync::Mutex::new(crate::digest::Hasher::default()));
-    let h = hasher.clone();
-    let body = inner.map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        let mut h = h
-            .lock()
-            .map_err(|_| std::io::Error::other("hasher poisoned"))?;
-        h.update(&chunk);
-        if h.len() > size {
-            return Err(std::io::Error::other(format!(
-                "blob is larger than the {size} bytes its descriptor says"
-            )));
+    struct State<S> {
+        inner: S,
+        pending: Option<bytes::Bytes>,
+        hasher: crate::digest::Hasher,
+        done: bool,
+        digest: String,
+        size: u64,
+    }
+    let state = State {
+        inner,
+        pending: None,
+        hasher: crate::digest::Hasher::default(),
+        done: false,
+        digest,
+        size,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
         }
-        Ok(chunk)
-    });
-    let check = futures::stream::once(async move {
-        let h = hasher
-            .lock()
-            .map_err(|_| std::io::Error::other("hasher poisoned"))?
-            .clone();
-        let len = h.len();
-        let got = h.finish();
-        if len != size || got != digest {
-            return Err(std::io::Error::other(format!(
-                "content does not match its digest: expected {digest} ({size} bytes), got {got} ({len} bytes)"
-            )));
+        loop {
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    st.hasher.update(&chunk);
+                    if st.hasher.len() > st.size {
+                        st.done = true;
+                        let e = std::io::Error::other(format!(
+                            "blob is larger than the {} bytes its descriptor says",
+                            st.size
+                        ));
+                        return Some((Err(e), st));
+                    }
+                    if let Some(previous) = st.pending.replace(chunk) {
+                        return Some((Ok(previous), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((Err(std::io::Error::other(e)), st));
+                }
+                None => {
+                    st.done = true;
+                    let len = st.hasher.len();
+                    let got = std::mem::take(&mut st.hasher).finish();
+                    if len != st.size || got != st.digest {
+                        let e = std::io::Error::other(format!(
+                            "content does not match its digest: expected {} ({} bytes), got {got} ({len} bytes)",
+                            st.digest, st.size
+                        ));
+                        return Some((Err(e), st));
+                    }
+                    return st.pending.take().map(|last| (Ok(last), st));
+                }
+            }
         }
-        Ok(bytes::Bytes::new())
-    });
-    body.chain(check)
-        .try_filter(|b| futures::future::ready(!b.is_empty()))
+    })
 }
 
 #[cfg(test)]

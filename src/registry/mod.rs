@@ -157,6 +157,7 @@ impl RegistryError {
 
 /// One [`RegistryClient`] per registry host, created on first use with that host's credentials.
 pub struct Registries {
+    blobs: copy::BlobIndex,
     opts: Arc<RegistryOptions>,
     credentials: Arc<dyn CredentialSource>,
     http: reqwest::Client,
@@ -198,6 +199,7 @@ impl Registries {
             .build()
             .map_err(|e| RegistryError::Setup(e.to_string()))?;
         Ok(Registries {
+            blobs: copy::BlobIndex::default(),
             opts: Arc::new(opts),
             credentials,
             http,
@@ -220,6 +222,11 @@ impl Registries {
         ));
         clients.insert(host.to_string(), c.clone());
         Ok(c)
+    }
+
+    /// Where the target registries already hold which blobs, this run.
+    pub fn blob_index(&self) -> &copy::BlobIndex {
+        &self.blobs
     }
 
     /// The shared options.

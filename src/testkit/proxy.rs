@@ -33,6 +33,19 @@ pub struct Rule {
     pub delay: Duration,
     /// Instead of forwarding, redirect (307) to the same path on this `host:port`.
     pub redirect_to: Option<String>,
+    /// Misbehave, for the first `times` matching requests.
+    pub fault: Option<(Fault, usize)>,
+}
+
+/// A way for the proxy to misbehave.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After` seconds) without forwarding.
+    Status(u16, Option<u64>),
+    /// Forward, then cut the connection after this many body bytes.
+    ResetAfter(usize),
+    /// Forward, flipping one byte in the middle of the body.
+    Corrupt,
 }
 
 impl Rule {
@@ -43,6 +56,18 @@ impl Rule {
             path_contains: path_contains.into(),
             delay,
             redirect_to: None,
+            fault: None,
+        }
+    }
+
+    /// Misbehave on the first `times` matching requests.
+    pub fn fault(method: &str, path_contains: &str, fault: Fault, times: usize) -> Rule {
+        Rule {
+            method: Some(method.into()),
+            path_contains: path_contains.into(),
+            delay: Duration::ZERO,
+            redirect_to: None,
+            fault: Some((fault, times)),
         }
     }
 
@@ -53,6 +78,7 @@ impl Rule {
             path_contains: path_contains.into(),
             delay: Duration::ZERO,
             redirect_to: Some(to.into()),
+            fault: None,
         }
     }
 }
@@ -60,6 +86,7 @@ impl Rule {
 #[derive(Default)]
 struct Stats {
     records: Vec<Record>,
+    faults_used: HashMap<usize, usize>,
     in_flight: HashMap<String, usize>,
     max_repos_in_flight: usize,
 }
@@ -113,20 +140,39 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         }
     }
     let mut redirect = None;
-    for rule in s.rules.iter() {
+    let mut fault = None;
+    for (i, rule) in s.rules.iter().enumerate() {
         if path.contains(&rule.path_contains) && rule.method.as_deref().is_none_or(|m| m == method)
         {
             tokio::time::sleep(rule.delay).await;
             redirect = redirect.or(rule.redirect_to.clone());
+            if let Some((f, times)) = &rule.fault
+                && fault.is_none()
+                && let Ok(mut st) = s.stats.lock()
+            {
+                let used = st.faults_used.entry(i).or_default();
+                if *used < *times {
+                    *used += 1;
+                    fault = Some(f.clone());
+                }
+            }
         }
     }
-    let response = match redirect {
-        Some(to) => Response::builder()
+    let response = match (redirect, fault) {
+        (Some(to), _) => Response::builder()
             .status(StatusCode::TEMPORARY_REDIRECT)
             .header("location", format!("http://{to}{path}"))
             .body(Body::empty())
             .unwrap_or_else(|_| Response::new(Body::empty())),
-        None => relay(&s, req, &path).await,
+        (None, Some(Fault::Status(code, retry_after))) => {
+            let mut b = Response::builder().status(code);
+            if let Some(secs) = retry_after {
+                b = b.header("retry-after", secs.to_string());
+            }
+            b.body(Body::from("injected fault"))
+                .unwrap_or_else(|_| Response::new(Body::empty()))
+        }
+        (None, f) => mangle(relay(&s, req, &path).await, f).await,
     };
     if let Some(r) = &repo
         && let Ok(mut st) = s.stats.lock()
@@ -135,6 +181,35 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         *n = n.saturating_sub(1);
     }
     response
+}
+
+/// Apply a body fault to a relayed response.
+async fn mangle(resp: Response, fault: Option<Fault>) -> Response {
+    use futures::StreamExt;
+    let Some(fault) = fault else { return resp };
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    match fault {
+        Fault::Corrupt => {
+            let mut v = bytes.to_vec();
+            if let Some(mid) = v.len().checked_div(2).filter(|_| !v.is_empty()) {
+                v[mid] ^= 0xff;
+            }
+            Response::from_parts(parts, Body::from(v))
+        }
+        Fault::ResetAfter(n) => {
+            let head = bytes.slice(..n.min(bytes.len()));
+            let stream = futures::stream::iter(vec![
+                Ok::<_, std::io::Error>(head),
+                Err(std::io::Error::other("injected connection reset")),
+            ])
+            .boxed();
+            Response::from_parts(parts, Body::from_stream(stream))
+        }
+        Fault::Status(..) => Response::from_parts(parts, Body::from(bytes)),
+    }
 }
 
 async fn relay(s: &Shared, req: Request, path: &str) -> Response {
@@ -227,6 +302,14 @@ impl Proxy {
             .lock()
             .map(|s| s.records.clone())
             .unwrap_or_default()
+    }
+
+    /// How many times the rule at `index` misbehaved.
+    pub fn faults_applied(&self, index: usize) -> usize {
+        self.stats
+            .lock()
+            .map(|s| s.faults_used.get(&index).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// The most repositories that had blob requests in flight at the same time.

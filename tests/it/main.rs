@@ -5,6 +5,7 @@
 mod cluster;
 mod common;
 mod errors;
+mod faults;
 mod hostile;
 mod mirror_cli;
 mod sources;
