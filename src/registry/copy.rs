@@ -159,15 +159,12 @@ impl CopyJob<'_> {
             stats.blobs_present.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        if let Some(from) = known.clone().filter(|r| r != self.dst_repo) {
-            match self.dst.mount_blob(self.dst_repo, &from, &d.digest).await {
-                Ok(true) => {
-                    stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                // Refused or failed: upload instead.
-                Ok(false) | Err(_) => {}
-            }
+        // A refused or failed mount falls through to an upload.
+        if let Some(from) = known.clone().filter(|r| r != self.dst_repo)
+            && let Ok(true) = self.dst.mount_blob(self.dst_repo, &from, &d.digest).await
+        {
+            stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
         let retries = 3;
         let mut attempt = 0;
