@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# lazyoci side by side with skopeo (Debian) on the same local registries: cold copy and
+# no-op re-run, skopeo one by one and with the same parallelism, and lazyoci's peak RSS.
+# Prints a table of wall times and ratios. Not part of the test suite.
+#
+#   scripts/bench.sh [PARALLELISM]      (default 4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+P="${1:-4}"
+./scripts/install-test-deps.sh
+export LAZYOCI_TOOLS="${LAZYOCI_TOOLS:-/var/tmp/lazyoci-tools}"
+export PATH="$LAZYOCI_TOOLS/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/lazyoci-target}"
+cargo build --release --quiet --locked --bin lazyoci --example bench_seed
+BIN="$CARGO_TARGET_DIR/release/lazyoci"
+
+WORK="$(mktemp -d /var/tmp/lazyoci-bench.XXXXXX)"
+cleanup() { SRC_PORT=5301 DST_PORT=5302 ./scripts/registries.sh stop "$WORK/reg" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+SRC_PORT=5301 DST_PORT=5302 ./scripts/registries.sh start "$WORK/reg"
+SRC=127.0.0.1:5301 DST=127.0.0.1:5302
+
+echo "seeding $SRC ..." >&2
+"$CARGO_TARGET_DIR/release/examples/bench_seed" "$SRC" "$DST" "$WORK" > "$WORK/images.txt"
+N=$(wc -l < "$WORK/images.txt")
+BYTES=$(du -sb "$WORK/reg/source/data" | cut -f1)
+
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc; }
+skopeo_one() { # image, dest prefix
+  local path="${1#*/}"
+  skopeo copy --quiet --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false \
+    "docker://$1" "docker://$DST/$2/$path" >/dev/null
+}
+export -f skopeo_one; export DST
+
+run_lazyoci() {
+  /usr/bin/time -f "%M" -o "$WORK/rss" "$BIN" mirror -c "$WORK/mirror.yaml" --all --images-only \
+    --concurrency "$P" --insecure-registry "$SRC" --artifact-dir "$WORK/art" -o json > "$WORK/lazyoci.json"
+}
+
+t=$(now); run_lazyoci; L_COLD=$(elapsed "$t"); L_RSS=$(cat "$WORK/rss")
+before=$(grep -c '"GET /v2/[^"]*/blobs/' "$WORK/reg/source/registry.log" || true)
+t=$(now); run_lazyoci; L_NOOP=$(elapsed "$t")
+sleep 1
+after=$(grep -c '"GET /v2/[^"]*/blobs/' "$WORK/reg/source/registry.log" || true)
+L_NOOP_BLOB_GETS=$((after - before))
+
+t=$(now); while read -r img; do skopeo_one "$img" skopeo1; done < "$WORK/images.txt"; S1_COLD=$(elapsed "$t")
+t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeoP < "$WORK/images.txt"; SP_COLD=$(elapsed "$t")
+t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeoP < "$WORK/images.txt"; SP_NOOP=$(elapsed "$t")
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+cat <<REPORT
+lazyoci vs skopeo $(skopeo --version | awk '{print $3}') — $N images, $((BYTES / 1024 / 1024)) MiB stored at the source, parallelism $P, $(nproc) cores
+| run                                   | seconds | ratio (lazyoci / skopeo) |
+|---------------------------------------|---------|--------------------------|
+| lazyoci cold copy                     | $L_COLD |                          |
+| skopeo cold copy, one by one          | $S1_COLD | $(ratio "$L_COLD" "$S1_COLD") |
+| skopeo cold copy, $P in parallel          | $SP_COLD | $(ratio "$L_COLD" "$SP_COLD") |
+| lazyoci no-op re-run                  | $L_NOOP |                          |
+| skopeo no-op re-run, $P in parallel       | $SP_NOOP | $(ratio "$L_NOOP" "$SP_NOOP") |
+lazyoci peak RSS: $((L_RSS / 1024)) MiB
+Blob GETs at the source during lazyoci's no-op re-run: $L_NOOP_BLOB_GETS
+Command: scripts/bench.sh $P
+REPORT
