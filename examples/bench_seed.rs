@@ -1,5 +1,5 @@
 //! Seeds a source registry for `scripts/bench.sh`: 40 images with shared base layers, one
-//! multi-arch index, one image with a ~700 MB layer (about 1.1 GB in all), plus a chart
+//! multi-arch index, one image with a ~760 MB layer (just over 1 GB in all), plus a chart
 //! referencing all of them and a mirror.yaml. Prints the image references, one per line.
 //!
 //! Usage: cargo run --release --example bench_seed -- SOURCE_ADDR TARGET_ADDR OUT_DIR
@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let multi = images::multiarch(src, "bench/multi", "1.0", &["amd64", "arm64", "arm"], 40_000).await?;
     refs.push(multi.reference(src));
-    let big = images::image(src, "bench/big", "1.0", &[50_000], 700 << 20, false, "amd64").await?;
+    let big = images::image(src, "bench/big", "1.0", &[50_000], 760 << 20, false, "amd64").await?;
     refs.push(big.reference(src));
 
     let chart = charts::write_simple_chart(&out.join("charts"), "bench", "1.0.0", &refs[0])?;

@@ -34,11 +34,20 @@ skopeo_one() { # image, dest prefix
 }
 export -f skopeo_one; export DST
 
+# Each cold copy starts from an empty target registry and an empty skopeo blob-info cache
+# (otherwise skopeo mounts blobs it has seen instead of copying them).
+fresh_target() {
+  SRC_PORT=5301 DST_PORT=5302 ./scripts/registries.sh stop "$WORK/reg" >/dev/null 2>&1
+  rm -rf "$WORK/reg/target/data" /var/lib/containers/cache/blob-info-cache-v1.boltdb "$HOME/.local/share/containers/cache/blob-info-cache-v1.boltdb"
+  SRC_PORT=5301 DST_PORT=5302 ./scripts/registries.sh start "$WORK/reg" >/dev/null 2>&1
+}
+
 run_lazyoci() {
   /usr/bin/time -f "%M" -o "$WORK/rss" "$BIN" mirror -c "$WORK/mirror.yaml" --all --images-only \
     --concurrency "$P" --insecure-registry "$SRC" --artifact-dir "$WORK/art" -o json > "$WORK/lazyoci.json"
 }
 
+fresh_target
 t=$(now); run_lazyoci; L_COLD=$(elapsed "$t"); L_RSS=$(cat "$WORK/rss")
 before=$(grep -c '"GET /v2/[^"]*/blobs/' "$WORK/reg/source/registry.log" || true)
 t=$(now); run_lazyoci; L_NOOP=$(elapsed "$t")
@@ -46,9 +55,11 @@ sleep 1
 after=$(grep -c '"GET /v2/[^"]*/blobs/' "$WORK/reg/source/registry.log" || true)
 L_NOOP_BLOB_GETS=$((after - before))
 
-t=$(now); while read -r img; do skopeo_one "$img" skopeo1; done < "$WORK/images.txt"; S1_COLD=$(elapsed "$t")
-t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeoP < "$WORK/images.txt"; SP_COLD=$(elapsed "$t")
-t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeoP < "$WORK/images.txt"; SP_NOOP=$(elapsed "$t")
+fresh_target
+t=$(now); while read -r img; do skopeo_one "$img" skopeo-one; done < "$WORK/images.txt"; S1_COLD=$(elapsed "$t")
+fresh_target
+t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeo-par < "$WORK/images.txt"; SP_COLD=$(elapsed "$t")
+t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeo-par < "$WORK/images.txt"; SP_NOOP=$(elapsed "$t")
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
 cat <<REPORT
