@@ -18,20 +18,56 @@ async fn main() -> anyhow::Result<()> {
     // 38 images: 4 base layers of 8 MiB shared by groups, plus 2 own layers of 2-4 MiB.
     for i in 0..38u64 {
         let base = 10_000 + (i % 4);
-        let img = images::image(src, &format!("bench/app-{i:02}"), "1.0", &[base, 20_000 + i, 30_000 + i], (2 + (i % 3) as usize) << 20, i % 2 == 0, "amd64").await?;
+        let img = images::image(
+            src,
+            &format!("bench/app-{i:02}"),
+            "1.0",
+            &[base, 20_000 + i, 30_000 + i],
+            (2 + (i % 3) as usize) << 20,
+            i % 2 == 0,
+            "amd64",
+        )
+        .await?;
         refs.push(img.reference(src));
     }
-    let multi = images::multiarch(src, "bench/multi", "1.0", &["amd64", "arm64", "arm"], 40_000).await?;
+    let multi = images::multiarch(
+        src,
+        "bench/multi",
+        "1.0",
+        &["amd64", "arm64", "arm"],
+        40_000,
+    )
+    .await?;
     refs.push(multi.reference(src));
-    let big = images::image(src, "bench/big", "1.0", &[50_000], 760 << 20, false, "amd64").await?;
+    let big = images::image(
+        src,
+        "bench/big",
+        "1.0",
+        &[50_000],
+        760 << 20,
+        false,
+        "amd64",
+    )
+    .await?;
     refs.push(big.reference(src));
 
     let chart = charts::write_simple_chart(&out.join("charts"), "bench", "1.0.0", &refs[0])?;
-    let containers: String = refs[1..].iter().enumerate().map(|(i, r)| format!("  - name: c{i}\n    image: {r}\n")).collect();
-    std::fs::write(chart.join("templates/pod.yaml"), format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: all}}\nspec:\n  containers:\n{containers}"))?;
+    let containers: String = refs[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("  - name: c{i}\n    image: {r}\n"))
+        .collect();
+    std::fs::write(
+        chart.join("templates/pod.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: all}}\nspec:\n  containers:\n{containers}"
+        ),
+    )?;
     std::fs::write(
         out.join("mirror.yaml"),
-        format!("target: {{url: {dst}/lazyoci, insecure: true}}\nupstreams:\n  bench: {{type: local, path: ./charts/bench, chart: bench, versions: [\"1.0.0\"]}}\n"),
+        format!(
+            "target: {{url: {dst}/lazyoci, insecure: true}}\nupstreams:\n  bench: {{type: local, path: ./charts/bench, chart: bench, versions: [\"1.0.0\"]}}\n"
+        ),
     )?;
     for r in refs {
         println!("{r}");

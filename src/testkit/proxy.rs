@@ -46,6 +46,8 @@ pub enum Fault {
     ResetAfter(usize),
     /// Forward, flipping one byte in the middle of the body.
     Corrupt,
+    /// Answer 200 with this content type and body instead of forwarding.
+    Replace(String, Vec<u8>),
 }
 
 impl Rule {
@@ -172,6 +174,11 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
             b.body(Body::from("injected fault"))
                 .unwrap_or_else(|_| Response::new(Body::empty()))
         }
+        (None, Some(Fault::Replace(content_type, body))) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap_or_else(|_| Response::new(Body::empty())),
         (None, f) => mangle(relay(&s, req, &path).await, f).await,
     };
     if let Some(r) = &repo
@@ -208,7 +215,7 @@ async fn mangle(resp: Response, fault: Option<Fault>) -> Response {
             .boxed();
             Response::from_parts(parts, Body::from_stream(stream))
         }
-        Fault::Status(..) => Response::from_parts(parts, Body::from(bytes)),
+        Fault::Status(..) | Fault::Replace(..) => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 

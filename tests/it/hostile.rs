@@ -482,3 +482,119 @@ async fn an_interrupt_stops_promptly_tags_nothing_half_copied_and_a_rerun_finish
         Some(w.set.redis.digest.clone())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_remote_documents_are_refused_and_reported() {
+    use lazyoci::testkit::proxy::Fault;
+    let w = world().await;
+    // A Helm repository whose index.yaml is not an index.
+    let served = w.path("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(
+        served.join("index.yaml"),
+        "entries: [this is: not, {an index\n",
+    )
+    .unwrap();
+    let repo = helm_repo::HelmRepo::serve(&served).await.unwrap();
+    // A registry that serves a non-JSON manifest, a manifest of the wrong digest, and an
+    // oversized one, for three images; a fourth is fine.
+    let other = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": w.set.nginx.blobs[0], "size": 1}, "layers": []})).unwrap();
+    let proxy = Proxy::start(
+        w.src_host(),
+        vec![
+            Rule::fault(
+                "GET",
+                &format!("/team/job/manifests/{}", w.set.job.digest),
+                Fault::Replace("text/html".into(), b"<html>login</html>".to_vec()),
+                100,
+            ),
+            Rule::fault(
+                "GET",
+                &format!("/team/hook/manifests/{}", w.set.hook.digest),
+                Fault::Replace("application/vnd.oci.image.manifest.v1+json".into(), other),
+                100,
+            ),
+            Rule::fault(
+                "GET",
+                &format!("/team/sub/manifests/{}", w.set.sub.digest),
+                Fault::Replace(
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                    vec![b' '; 5 << 20],
+                ),
+                100,
+            ),
+        ],
+    )
+    .unwrap();
+    let imgs: Vec<String> = [&w.set.job, &w.set.hook, &w.set.sub, &w.set.nginx]
+        .iter()
+        .map(|s| s.reference(proxy.addr()))
+        .collect();
+    let chart = charts::write_simple_chart(&w.path("charts"), "docs", "1.0.0", &imgs[0]).unwrap();
+    let containers: String = imgs[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("  - name: c{i}\n    image: {r}\n"))
+        .collect();
+    std::fs::write(
+        chart.join("templates/pod.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{containers}"
+        ),
+    )
+    .unwrap();
+    w.config(
+        "mirror.yaml",
+        &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  bad-index: {{type: repo, repo: \"{}\", chart: x, versions: [\"1.0.0\"]}}\n  docs: {{type: local, path: charts/docs, chart: docs, versions: [\"1.0.0\"]}}\n", w.dst.addr(), repo.url()),
+    );
+    let run = w.run_env(
+        &["mirror", "--all", "-o", "json"],
+        &[("LAZYOCI_INSECURE_REGISTRIES", proxy.addr())],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let r = run.json();
+    let idx = version_of(&r, "bad-index", "1.0.0");
+    assert!(
+        idx["chartError"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid Helm index"),
+        "{idx:#}"
+    );
+    let v = version_of(&r, "docs", "1.0.0");
+    let error_of = |repo: &str| -> String {
+        v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["source"].as_str().unwrap().contains(repo))
+            .map(|i| format!("{} {}", i["status"], i["error"]))
+            .unwrap()
+    };
+    // An HTML login page where a manifest should be: refused (its bytes are not the digest).
+    assert!(
+        error_of("team/job").contains("served the wrong bytes"),
+        "{}",
+        error_of("team/job")
+    );
+    assert!(
+        error_of("team/hook").contains("served the wrong bytes"),
+        "{}",
+        error_of("team/hook")
+    );
+    assert!(
+        error_of("team/sub").contains("larger than"),
+        "{}",
+        error_of("team/sub")
+    );
+    for repo in ["team/job", "team/hook", "team/sub"] {
+        assert!(
+            oci::list_tags(w.dst.addr(), repo).await.unwrap().is_empty(),
+            "{repo} was tagged"
+        );
+    }
+    assert_eq!(
+        w.dst_digest("library/nginx", "1.25").await,
+        Some(w.set.nginx.digest.clone())
+    );
+}
