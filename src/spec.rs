@@ -283,7 +283,10 @@ impl UpstreamSpec {
             }
         }
         if self.chart.is_empty() {
-            out.push(("chart", "required".into()));
+            out.push((
+                "chart",
+                "required: the chart name as published upstream".into(),
+            ));
         } else if !valid_chart_name(&self.chart) {
             out.push((
                 "chart",
@@ -349,7 +352,16 @@ fn valid_chart_name(name: &str) -> bool {
 fn check_repo_url(v: &str) -> Result<(), String> {
     match url::Url::parse(v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-            if u.query().is_some() || u.fragment().is_some() {
+            // WHATWG parsing turns `https:///charts` into host `charts`; what was written
+            // has no host.
+            let after_scheme = v.split_once("://").map_or("", |(_, rest)| rest);
+            if after_scheme.is_empty() || after_scheme.starts_with(['/', '\\', '?', '#']) {
+                Err(format!(
+                    "{v:?} has no host: expected http:// or https://host/path"
+                ))
+            } else if u.port() == Some(0) {
+                Err(format!("{v:?}: the port must be a number from 1 to 65535"))
+            } else if u.query().is_some() || u.fragment().is_some() {
                 Err(format!(
                     "{v:?}: a Helm repository URL takes no query or fragment"
                 ))
@@ -395,10 +407,14 @@ fn check_host(host: &str) -> Result<(), String> {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
     };
-    if name_ok {
+    if name.is_empty() {
+        Err("no registry host: expected a host such as registry.example.com or 127.0.0.1:5000 before any path".into())
+    } else if name_ok {
         Ok(())
     } else {
-        Err(format!("{host:?} is not a registry host name"))
+        Err(format!(
+            "{host:?} is not a registry host name: expected letters, digits, '-' and '.' (and an optional :port)"
+        ))
     }
 }
 

@@ -70,6 +70,17 @@ impl Extract {
     fn map<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [(String, Node)]> {
         match &node.value {
             Value::Map(entries) => Some(entries),
+            _ if path.is_empty() => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!(
+                        "the top level must be a mapping (target and upstreams, or a ChartMirror manifest), found {}",
+                        node.kind()
+                    ),
+                );
+                None
+            }
             _ => {
                 self.problem(
                     path,
@@ -157,6 +168,14 @@ impl Extract {
         let node = find(entries, key)?;
         match &node.value {
             Value::Scalar { text, plain: true } if text.parse::<u32>().is_ok() => text.parse().ok(),
+            Value::Scalar { text, .. } => {
+                self.problem(
+                    join(path, key),
+                    node.pos,
+                    format!("expected a whole number, found {} {text:?}", node.kind()),
+                );
+                None
+            }
             _ => {
                 self.problem(
                     join(path, key),
@@ -239,7 +258,11 @@ impl Extract {
                 .string(n, &join(&at, "name"))
                 .map(|name| LocalObjectReference { name }),
             None => {
-                self.problem(join(&at, "name"), node.pos, "required");
+                self.problem(
+                    join(&at, "name"),
+                    node.pos,
+                    "required: the name of a Secret in the same namespace",
+                );
                 None
             }
         }
@@ -321,6 +344,20 @@ impl Extract {
             path,
         );
         let url = match find(entries, "url") {
+            // `url: 5000` is a valid host name to the checks below, and never what was meant.
+            Some(n) if n.kind() == "number" => {
+                let Value::Scalar { text, .. } = &n.value else {
+                    unreachable!("numbers are scalars")
+                };
+                self.problem(
+                    join(path, "url"),
+                    n.pos,
+                    format!(
+                        "expected a registry host and optional path such as registry.example.com/ns, found number {text}"
+                    ),
+                );
+                None
+            }
             Some(n) => self.string(n, &join(path, "url")),
             None => {
                 self.problem(
@@ -376,7 +413,11 @@ impl Extract {
                         let path = format!("upstreams.{key}");
                         self.upstream_nodes.push((key.clone(), unode.clone()));
                         if key.is_empty() {
-                            self.problem(&path, unode.pos, "upstream keys must not be empty");
+                            self.problem(
+                                "upstreams.\"\"",
+                                unode.pos,
+                                "upstream keys must not be empty: the key names the chart for --chart",
+                            );
                         }
                         if let Some(u) = self.upstream(key.clone(), unode, &path, false) {
                             upstreams.push(u);
@@ -421,7 +462,11 @@ impl Extract {
             );
         }
         let Some(spec_node) = find(root, "spec") else {
-            self.problem("spec", doc.pos, "required");
+            self.problem(
+                "spec",
+                doc.pos,
+                "required: a mapping with target and upstreams",
+            );
             return None;
         };
         let spec = self.map(spec_node, "spec")?;
@@ -448,7 +493,11 @@ impl Extract {
                         let name = match unode.get("name") {
                             Some(n) => self.string(n, &format!("{path}.name")).unwrap_or_default(),
                             None => {
-                                self.problem(format!("{path}.name"), unode.pos, "required");
+                                self.problem(
+                                    format!("{path}.name"),
+                                    unode.pos,
+                                    "required: a unique key for this upstream",
+                                );
                                 String::new()
                             }
                         };

@@ -33,11 +33,22 @@ impl fmt::Display for Problem {
         if self.line > 0 {
             write!(f, "line {}: ", self.line)?;
         }
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
+        // Messages quote what was written; a 4 MiB value is not worth printing whole.
+        const MAX: usize = 1000;
+        let mut message = self.message.as_str();
+        let mut cut = "";
+        if message.len() > MAX {
+            let mut end = MAX;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message = &message[..end];
+            cut = "… (cut)";
         }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{message}{cut}")
     }
 }
 
@@ -62,12 +73,22 @@ pub enum ConfigError {
     },
 }
 
+/// At most this many problems are printed; a hostile file can have a hundred thousand.
+const MAX_SHOWN_PROBLEMS: usize = 50;
+
 fn render_problems(problems: &[Problem]) -> String {
-    problems
+    let mut lines: Vec<String> = problems
         .iter()
+        .take(MAX_SHOWN_PROBLEMS)
         .map(|p| format!("  - {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if problems.len() > MAX_SHOWN_PROBLEMS {
+        lines.push(format!(
+            "  … and {} more problems",
+            problems.len() - MAX_SHOWN_PROBLEMS
+        ));
+    }
+    lines.join("\n")
 }
 
 /// Which form a config file was written in.
@@ -125,16 +146,25 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         }]
     };
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        whole(format!(
-            "not UTF-8 text (invalid byte at offset {}); save the file as UTF-8",
-            e.valid_up_to()
-        ))
+        let at = e.valid_up_to();
+        vec![Problem {
+            path: String::new(),
+            line: 1 + bytes[..at].iter().filter(|b| **b == b'\n').count(),
+            message: format!(
+                "not UTF-8 text (invalid byte 0x{:02x} at offset {at}); save the file as UTF-8",
+                bytes[at]
+            ),
+        }]
     })?;
     let docs = yaml::parse_documents(text).map_err(|e| {
         vec![Problem {
-            path: String::new(),
+            message: if e.path.is_empty() {
+                format!("YAML syntax: {}", e.message)
+            } else {
+                e.message
+            },
+            path: e.path,
             line: e.pos.line,
-            message: format!("YAML syntax: {}", e.message),
         }]
     })?;
     let doc = match docs.as_slice() {
@@ -165,6 +195,7 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         (x.mirror_yaml(doc), ConfigForm::MirrorYaml)
     };
     let Some(mut spec) = spec else {
+        x.problems.sort_by_key(|p| p.line);
         return Err(x.problems);
     };
     for p in spec.problems() {

@@ -154,3 +154,50 @@ spec:
         "{bad:#?}"
     );
 }
+
+#[test]
+fn hostile_corpus_regressions() {
+    // A number is a valid-looking host name to the URL checks; as a target it is a mistake.
+    let got = messages(
+        "target:\n  url: 5000\nupstreams:\n  v: {type: repo, repo: \"https://c.example.com\", chart: v, versions: [\"1\"]}\n",
+    );
+    assert_eq!(
+        got,
+        vec![
+            "line 2: target.url: expected a registry host and optional path such as registry.example.com/ns, found number 5000"
+        ]
+    );
+    // WHATWG URL parsing reads `https:///charts` as host `charts`.
+    let got = messages(
+        "target:\n  url: r.example.com\nupstreams:\n  v: {type: repo, repo: \"https:///charts\", chart: v, versions: [\"1\"]}\n",
+    );
+    assert!(
+        got[0].contains("upstreams.v.repo") && got[0].contains("has no host"),
+        "{got:#?}"
+    );
+    // Structural problems come out in line order too.
+    let got = messages("targets: {url: r.example.com}\nupstreams: {}\n");
+    let lines: Vec<usize> = problems("upstreams: {}\ntargets: {url: r.example.com}\n")
+        .iter()
+        .map(|p| p.line)
+        .collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?} {got:#?}");
+    // Duplicate keys carry their key path; non-UTF-8 carries its line.
+    let got = messages("target: {url: r.example.com}\nupstreams:\n  a: {}\n  a: {}\n");
+    assert!(
+        got[0].starts_with("line 4: upstreams.a: duplicate key"),
+        "{got:#?}"
+    );
+    let p = parse(b"a: 1\nb: caf\xe9\n", Path::new("/")).unwrap_err();
+    assert_eq!(p[0].line, 2);
+    // A huge value is not printed whole.
+    let long = "a".repeat(10_000);
+    let got = messages(&format!(
+        "target: {{url: \"{long}/X\"}}\nupstreams:\n  v: {{type: repo, repo: \"https://c.example.com\", chart: v, versions: [\"1\"]}}\n"
+    ));
+    assert!(
+        got[0].len() < 1200 && got[0].ends_with("(cut)"),
+        "{}",
+        got[0].len()
+    );
+}
