@@ -51,18 +51,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     refs.push(big.reference(src));
 
-    let chart = charts::write_simple_chart(&out.join("charts"), "bench", "1.0.0", &refs[0])?;
-    let containers: String = refs[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| format!("  - name: c{i}\n    image: {r}\n"))
-        .collect();
-    std::fs::write(
-        chart.join("templates/pod.yaml"),
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: all}}\nspec:\n  containers:\n{containers}"
-        ),
-    )?;
+    charts::write_chart_with_images(&out.join("charts"), "bench", "1.0.0", &refs)?;
     std::fs::write(
         out.join("mirror.yaml"),
         format!(

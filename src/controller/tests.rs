@@ -137,17 +137,13 @@ impl Fixture {
 
     /// A ChartMirror over a local chart whose images are `images`.
     fn mirror(&self, generation: i64, versions: &[&str], images: &[String]) -> ChartMirror {
-        let chart =
-            charts::write_simple_chart(&self.dir.path().join("charts"), "app", "1.0.0", &images[0])
-                .unwrap();
-        let extra: String = images[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, img)| format!("  - name: c{i}\n    image: {img}\n"))
-            .collect();
-        if !extra.is_empty() {
-            std::fs::write(chart.join("templates/pod.yaml"), format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{extra}")).unwrap();
-        }
+        let chart = charts::write_chart_with_images(
+            &self.dir.path().join("charts"),
+            "app",
+            "1.0.0",
+            images,
+        )
+        .unwrap();
         let spec = ChartMirrorSpec {
             target: TargetSpec {
                 url: format!("{}/m", self.dst.addr()),

@@ -221,6 +221,34 @@ pub fn write_simple_chart(
     Ok(root)
 }
 
+/// A chart whose Deployment uses `images[0]` and whose Pod runs the rest, one container each.
+pub fn write_chart_with_images(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    images: &[String],
+) -> anyhow::Result<PathBuf> {
+    let first = images
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("a chart needs at least one image"))?;
+    let root = write_simple_chart(dir, name, version, first)?;
+    if images.len() > 1 {
+        let containers: String = images[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, img)| format!("  - name: c{i}\n    image: {img}\n"))
+            .collect();
+        write(
+            &root,
+            "templates/pod.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{{{ .Release.Name }}}}-extra\nspec:\n  containers:\n{containers}"
+            ),
+        )?;
+    }
+    Ok(root)
+}
+
 /// A chart that cannot render with its defaults.
 pub fn write_broken_chart(dir: &Path, name: &str, version: &str) -> anyhow::Result<PathBuf> {
     let root = dir.join(name);

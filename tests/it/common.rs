@@ -220,3 +220,25 @@ pub fn docker_login(w: &World, host: &str, user: &str, password: &str) {
     )
     .unwrap();
 }
+
+/// A registry that requires basic auth (alice / s3cret), holding `private/app:1.0`.
+pub async fn private_registry() -> (lazyoci::testkit::registry::Registry, images::Seeded) {
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let private = lazyoci::testkit::registry::Registry::start_with(
+        lazyoci::testkit::registry::RegistryConfig {
+            htpasswd: Some(format!("alice:{hash}")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let img = images::image_with_auth(private.addr(), "private/app", "1.0", ("alice", "s3cret"))
+        .await
+        .unwrap();
+    (private, img)
+}
+
+/// `charts/<name>` (version 1.0.0) using these images.
+pub fn image_chart(w: &World, name: &str, images: &[String]) -> std::path::PathBuf {
+    charts::write_chart_with_images(&w.path("charts"), name, "1.0.0", images).unwrap()
+}

@@ -9,24 +9,6 @@ fn config_for(w: &World, chart: &str) {
     w.config("mirror.yaml", &format!("target: {{url: {}/t, insecure: true}}\nupstreams:\n  {chart}: {{type: local, path: charts/{chart}, chart: {chart}, versions: [\"1.0.0\"]}}\n", w.dst.addr()));
 }
 
-fn chart_with(w: &World, name: &str, images: &[String]) {
-    let chart = charts::write_simple_chart(&w.path("charts"), name, "1.0.0", &images[0]).unwrap();
-    let extra: String = images[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, img)| format!("  - name: c{i}\n    image: {img}\n"))
-        .collect();
-    if !extra.is_empty() {
-        std::fs::write(
-            chart.join("templates/pod.yaml"),
-            format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{extra}"
-            ),
-        )
-        .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_survive_503s_429s_and_resets_mid_blob() {
     let w = world().await;
@@ -44,7 +26,7 @@ async fn copies_survive_503s_429s_and_resets_mid_blob() {
         .iter()
         .map(|s| s.reference(proxy.addr()))
         .collect();
-    chart_with(&w, "flaky", &imgs);
+    image_chart(&w, "flaky", &imgs);
     config_for(&w, "flaky");
     let run = w.run_env(
         &["mirror", "--all"],
@@ -91,7 +73,7 @@ async fn corrupted_blob_bytes_fail_the_image_and_nothing_is_tagged() {
         )],
     )
     .unwrap();
-    chart_with(
+    image_chart(
         &w,
         "corrupt",
         &[
@@ -144,7 +126,7 @@ async fn a_shared_base_layer_is_uploaded_once_and_mounted_elsewhere() {
         base, w.set.worker.blobs[1],
         "fixture: api and worker share their base layer"
     );
-    chart_with(
+    image_chart(
         &w,
         "shared",
         &[

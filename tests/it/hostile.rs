@@ -216,17 +216,8 @@ async fn crafted_archives_are_refused_one_by_one_and_the_rest_still_mirrors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_do_not_follow_a_blob_redirect_to_another_host() {
     let w = world().await;
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let private = Registry::start_with(RegistryConfig {
-        htpasswd: Some(format!("alice:{hash}")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     // The same image, anonymous, elsewhere: the redirect target serves the blobs.
-    let img = images::image_with_auth(private.addr(), "private/app", "1.0", ("alice", "s3cret"))
-        .await
-        .unwrap();
+    let (private, img) = private_registry().await;
     let mirror_img = images::image(
         w.src_host(),
         "private/app",
@@ -530,19 +521,7 @@ async fn malformed_remote_documents_are_refused_and_reported() {
         .iter()
         .map(|s| s.reference(proxy.addr()))
         .collect();
-    let chart = charts::write_simple_chart(&w.path("charts"), "docs", "1.0.0", &imgs[0]).unwrap();
-    let containers: String = imgs[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| format!("  - name: c{i}\n    image: {r}\n"))
-        .collect();
-    std::fs::write(
-        chart.join("templates/pod.yaml"),
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{containers}"
-        ),
-    )
-    .unwrap();
+    image_chart(&w, "docs", &imgs);
     w.config(
         "mirror.yaml",
         &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  bad-index: {{type: repo, repo: \"{}\", chart: x, versions: [\"1.0.0\"]}}\n  docs: {{type: local, path: charts/docs, chart: docs, versions: [\"1.0.0\"]}}\n", w.dst.addr(), repo.url()),

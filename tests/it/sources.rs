@@ -295,19 +295,8 @@ async fn local_charts_package_deterministically_and_honour_helmignore() {
 async fn credentials_are_used_per_host() {
     let w = world().await;
     // A source registry that requires basic auth.
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let private = lazyoci::testkit::registry::Registry::start_with(
-        lazyoci::testkit::registry::RegistryConfig {
-            htpasswd: Some(format!("alice:{hash}")),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
     // Seed it through an authenticated copy of the nginx image: push via basic auth.
-    let img = images::image_with_auth(private.addr(), "private/app", "1.0", ("alice", "s3cret"))
-        .await
-        .unwrap();
+    let (private, img) = private_registry().await;
     let chart = charts::write_simple_chart(
         &w.path("charts"),
         "priv",

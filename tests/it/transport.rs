@@ -4,20 +4,8 @@
 use std::time::Duration;
 
 use lazyoci::testkit::proxy::{Proxy, Rule};
-use lazyoci::testkit::registry::{Registry, RegistryConfig};
 
 use crate::common::*;
-
-fn pod_chart(w: &World, name: &str, images: &[String]) {
-    let dir = w.path("charts");
-    let chart = charts::write_simple_chart(&dir, name, "1.0.0", &images[0]).unwrap();
-    let containers: String = images[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, img)| format!("  - name: c{i}\n    image: {img}\n"))
-        .collect();
-    std::fs::write(chart.join("templates/pod.yaml"), format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: extra}}\nspec:\n  containers:\n{containers}")).unwrap();
-}
 
 #[tokio::test]
 async fn concurrency_bounds_image_copies_across_the_whole_run() {
@@ -30,12 +18,12 @@ async fn concurrency_bounds_image_copies_across_the_whole_run() {
         )
         .unwrap();
         let via = |s: &lazyoci::testkit::images::Seeded| s.reference(proxy.addr());
-        pod_chart(
+        image_chart(
             &w,
             "one",
             &[via(&w.set.nginx), via(&w.set.redis), via(&w.set.api)],
         );
-        pod_chart(
+        image_chart(
             &w,
             "two",
             &[
@@ -76,20 +64,11 @@ async fn concurrency_bounds_image_copies_across_the_whole_run() {
 #[tokio::test]
 async fn credentials_go_only_to_their_own_registry() {
     let w = world().await;
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let private = Registry::start_with(RegistryConfig {
-        htpasswd: Some(format!("alice:{hash}")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let img = images::image_with_auth(private.addr(), "private/app", "1.0", ("alice", "s3cret"))
-        .await
-        .unwrap();
+    let (private, img) = private_registry().await;
     // The target, and a public source, are watched by recording proxies.
     let target = Proxy::start(w.dst.addr(), vec![]).unwrap();
     let public = Proxy::start(w.src_host(), vec![]).unwrap();
-    pod_chart(
+    image_chart(
         &w,
         "mixed",
         &[
