@@ -420,48 +420,63 @@ async fn an_interrupt_stops_promptly_tags_nothing_half_copied_and_a_rerun_finish
     w.config("mirror.yaml", &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  slow: {{type: local, path: charts/slow, chart: slow, versions: [\"1.0.0\"]}}\n", w.dst.addr()));
     let home = w.path(".home");
     std::fs::create_dir_all(&home).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lazyoci"))
-        .current_dir(w.dir.path())
-        .args(["mirror", "--all"])
-        .env("HOME", &home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("LAZYOCI_HELM", lazyoci::testkit::helm_bin())
-        .env("LAZYOCI_INSECURE_REGISTRIES", slow.addr())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until a blob download is in flight, then interrupt.
-    for _ in 0..200 {
-        if slow.records().iter().any(|r| r.path.contains("/blobs/")) {
-            break;
+    for signal in ["-INT", "-TERM"] {
+        let blob_gets = || {
+            slow.records()
+                .iter()
+                .filter(|r| r.path.contains("/blobs/"))
+                .count()
+        };
+        let before = blob_gets();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_lazyoci"))
+            .current_dir(w.dir.path())
+            .args(["mirror", "--all"])
+            .env("HOME", &home)
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("LAZYOCI_HELM", lazyoci::testkit::helm_bin())
+            .env("LAZYOCI_INSECURE_REGISTRIES", slow.addr())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until a blob download of this run is in flight, then signal.
+        for _ in 0..200 {
+            if blob_gets() > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pid = child.id().to_string();
+        let sent = std::time::Instant::now();
+        assert!(
+            std::process::Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = child.wait_with_output().unwrap();
+        let took = sent.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{signal}: stopping took {took:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+            "{signal}"
+        );
+        assert!(
+            w.dst_digest("library/redis", "7.2").await.is_none(),
+            "{signal}: a half-copied image was tagged"
+        );
     }
-    let pid = child.id().to_string();
-    let sent = std::time::Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    let took = sent.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(took < Duration::from_secs(3), "stopping took {took:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
-    assert!(
-        w.dst_digest("library/redis", "7.2").await.is_none(),
-        "a half-copied image was tagged"
-    );
 
     let rerun = w.run_env(
         &["mirror", "--all"],
@@ -576,4 +591,56 @@ async fn malformed_remote_documents_are_refused_and_reported() {
         w.dst_digest("library/nginx", "1.25").await,
         Some(w.set.nginx.digest.clone())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_indexes_and_archives_are_refused_without_reading_them_whole() {
+    let w = world().await;
+    let big_index = w.path("big-index");
+    let big_archive = w.path("big-archive");
+    for d in [&big_index, &big_archive] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // 130 MiB of index.yaml (the limit is 128 MiB).
+    let mut f = std::fs::File::create(big_index.join("index.yaml")).unwrap();
+    let line = format!("# {}\n", "x".repeat(1021));
+    for _ in 0..(130 * 1024) {
+        f.write_all(line.as_bytes()).unwrap();
+    }
+    drop(f);
+    // A 65 MiB "archive" (the limit is 64 MiB), with an index that lists it.
+    std::fs::write(big_archive.join("huge-1.0.0.tgz"), vec![0u8; 65 << 20]).unwrap();
+    std::fs::write(big_archive.join("index.yaml"), "apiVersion: v1\nentries:\n  huge:\n  - name: huge\n    version: 1.0.0\n    urls: [huge-1.0.0.tgz]\n").unwrap();
+    let (r1, r2) = (
+        helm_repo::HelmRepo::serve(&big_index).await.unwrap(),
+        helm_repo::HelmRepo::serve(&big_archive).await.unwrap(),
+    );
+    image_chart(&w, "fine", &[w.set.job.reference(w.src_host())]);
+    w.config(
+        "mirror.yaml",
+        &format!(
+            "target: {{url: {}, insecure: true}}\nupstreams:\n  a: {{type: repo, repo: \"{}\", chart: a, versions: [\"1.0.0\"]}}\n  huge: {{type: repo, repo: \"{}\", chart: huge, versions: [\"1.0.0\"]}}\n  fine: {{type: local, path: charts/fine, chart: fine, versions: [\"1.0.0\"]}}\n",
+            w.dst.addr(),
+            r1.url(),
+            r2.url()
+        ),
+    );
+    let run = w.run(&["mirror", "--all", "-o", "json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let r = run.json();
+    assert!(
+        version_of(&r, "a", "1.0.0")["chartError"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 128 MiB"),
+        "{r:#}"
+    );
+    assert!(
+        version_of(&r, "huge", "1.0.0")["chartError"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 64 MiB"),
+        "{r:#}"
+    );
+    assert_eq!(version_of(&r, "fine", "1.0.0")["chartStatus"], "pushed");
 }
