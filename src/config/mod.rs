@@ -213,7 +213,12 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         let Some(p) = u.path.as_deref().filter(|p| !p.is_empty()) else {
             continue;
         };
-        let resolved = base.join(p);
+        // Drop `.` components so messages and the stored path read cleanly.
+        let resolved: PathBuf = base
+            .join(p)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
         if !resolved.join("Chart.yaml").is_file() {
             let (path, line) = x.locate(&Field::Upstream(i, "path"), form);
             x.problems.push(Problem {

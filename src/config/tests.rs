@@ -113,7 +113,7 @@ fn local_paths_must_exist_relative_to_the_config() {
         .0;
     assert_eq!(
         ok.upstreams[0].path.as_deref(),
-        Some(dir.path().join("./charts/app").to_str().unwrap())
+        Some(dir.path().join("charts/app").to_str().unwrap())
     );
 }
 
