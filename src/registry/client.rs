@@ -201,6 +201,22 @@ impl RegistryClient {
         }
     }
 
+    /// The `Location` of a response, resolved against the request URL.
+    fn location(&self, url: &str, resp: &Response, what: &str) -> Result<url::Url, RegistryError> {
+        let protocol = |reason: String| RegistryError::Protocol {
+            host: self.host.clone(),
+            reason,
+        };
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| protocol(format!("{what} answer without a Location")))?;
+        url::Url::parse(url)
+            .and_then(|u| u.join(location))
+            .map_err(|_| protocol(format!("bad {what} Location {location:?}")))
+    }
+
     /// Send a HEAD or GET for a manifest with every manifest type accepted.
     async fn manifest_request(
         &self,
@@ -391,21 +407,7 @@ impl RegistryClient {
                 r
             };
             if resp.status().is_redirection() {
-                let location = resp
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .ok_or_else(|| RegistryError::Protocol {
-                        host: self.host.clone(),
-                        reason: "redirect without Location".into(),
-                    })?;
-                let next = url::Url::parse(&url)
-                    .and_then(|u| u.join(location))
-                    .map_err(|_| RegistryError::Protocol {
-                        host: self.host.clone(),
-                        reason: format!("bad redirect Location {location:?}"),
-                    })?;
-                url = next.to_string();
+                url = self.location(&url, &resp, "redirect")?.to_string();
                 continue;
             }
             if resp.status() == StatusCode::NOT_FOUND {
@@ -460,20 +462,7 @@ impl RegistryClient {
             )
             .await?;
         let resp = self.expect_success(Method::POST, &url, resp).await?;
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .ok_or_else(|| RegistryError::Protocol {
-                host: self.host.clone(),
-                reason: "upload started without a Location".into(),
-            })?;
-        let full = url::Url::parse(&url)
-            .and_then(|u| u.join(location))
-            .map_err(|_| RegistryError::Protocol {
-                host: self.host.clone(),
-                reason: format!("bad upload Location {location:?}"),
-            })?;
+        let full = self.location(&url, &resp, "upload")?;
         if !full.as_str().starts_with(&format!("{}/", self.base)) {
             return Err(RegistryError::Protocol { host: self.host.clone(), reason: "the registry sent the upload to another host; refusing to send credentials there".into() });
         }
