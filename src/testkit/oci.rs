@@ -212,7 +212,12 @@ pub async fn list_tags(addr: &str, repo: &str) -> anyhow::Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let v: serde_json::Value = resp.json().await?;
-    let mut tags: Vec<String> = v["tags"]
+    Ok(sorted_strings(&v["tags"]))
+}
+
+/// The strings of a JSON array, sorted (empty for anything else).
+fn sorted_strings(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v
         .as_array()
         .map(|a| {
             a.iter()
@@ -220,8 +225,8 @@ pub async fn list_tags(addr: &str, repo: &str) -> anyhow::Result<Vec<String>> {
                 .collect()
         })
         .unwrap_or_default();
-    tags.sort();
-    Ok(tags)
+    out.sort();
+    out
 }
 
 /// Repositories in the registry.
@@ -236,16 +241,7 @@ pub async fn catalog(addr: &str) -> anyhow::Result<Vec<String>> {
         resp.status()
     );
     let v: serde_json::Value = resp.json().await?;
-    let mut repos: Vec<String> = v["repositories"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    repos.sort();
-    Ok(repos)
+    Ok(sorted_strings(&v["repositories"]))
 }
 
 /// Delete a manifest by digest.
