@@ -307,3 +307,32 @@ pub fn print_summary(r: &MirrorReport, theme: Theme) -> Result<(), String> {
     }
     print_stdout(&s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn themes_paint_only_when_allowed() {
+        assert!(
+            Theme::resolve("neon", OutputFormat::Text)
+                .unwrap_err()
+                .contains("default, mono, none")
+        );
+        // Machine output and a non-terminal stdout (as under `cargo test`) never get colour.
+        assert_eq!(
+            Theme::resolve("default", OutputFormat::Json).unwrap(),
+            Theme::None
+        );
+        assert_eq!(
+            Theme::resolve("default", OutputFormat::Text).unwrap(),
+            Theme::None
+        );
+        assert_eq!(Theme::None.paint(Paint::Bad, "FAILED"), "FAILED");
+        assert_eq!(Theme::Default.paint(Paint::Good, "OK"), "\x1b[32mOK\x1b[0m");
+        assert_eq!(
+            Theme::Mono.paint(Paint::Bad, "FAILED"),
+            "\x1b[1mFAILED\x1b[0m"
+        );
+    }
+}

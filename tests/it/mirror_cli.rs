@@ -424,4 +424,15 @@ async fn help_and_version() {
         format!("lazyoci {}", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(w.run(&["--help"]).code, 0);
+    // No colour when stdout is not a terminal, whatever the theme and without NO_COLOR.
+    local_config(&w, "m", "");
+    let run = w.run_env(
+        &["mirror", "--all", "--dry-run", "--theme", "default"],
+        &[("NO_COLOR", "")],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        !run.stdout.contains('\x1b'),
+        "escape codes in piped output: {run:?}"
+    );
 }
