@@ -52,6 +52,25 @@ pub struct ImageResult {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The digest the target tag held before, when the source tag had moved since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_digest: Option<String>,
+    /// Something worth knowing (e.g. what a moved tag policy did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What to do when a source tag now points elsewhere than the target tag mirrored before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MovedTag {
+    /// Copy the new content over the target tag (reported with the previous digest).
+    #[default]
+    Overwrite,
+    /// Keep what the target has, and say so.
+    Skip,
+    /// Report the image as failed and leave the target as it is.
+    Fail,
 }
 
 /// One chart version.

@@ -141,6 +141,9 @@ pub struct MirrorArgs {
     /// Number of image copies in flight across the whole run.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// When a source tag now points elsewhere than the target tag mirrored before.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = crate::result::MovedTag::Overwrite)]
+    pub on_moved_tag: crate::result::MovedTag,
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -279,6 +282,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         charts_only: args.charts_only || spec.charts_only,
         images_only: args.images_only || spec.images_only,
         concurrency: args.concurrency as usize,
+        on_moved_tag: args.on_moved_tag,
         spec,
     };
     let target = match pipeline::validate(&req) {

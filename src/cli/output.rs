@@ -171,10 +171,19 @@ impl TextProgress {
             ),
             Event::ImageCopying { unit, source } => src_line(*unit, source, "copying...".into()),
             Event::Image { unit, result } => {
+                let moved = match (&result.previous_digest, result.status) {
+                    (Some(p), ImageStatus::Copied | ImageStatus::WouldCopy) => {
+                        format!(" (source tag moved; replaces {p})")
+                    }
+                    (Some(_), ImageStatus::Skipped) => {
+                        " (source tag moved; kept the target's digest)".to_string()
+                    }
+                    _ => String::new(),
+                };
                 let rest = match result.status {
-                    ImageStatus::Copied => t.paint(Paint::Good, "OK"),
-                    ImageStatus::Skipped => t.paint(Paint::Skip, "exists"),
-                    ImageStatus::WouldCopy => format!("would copy to {}", result.target),
+                    ImageStatus::Copied => t.paint(Paint::Good, "OK") + &moved,
+                    ImageStatus::Skipped => t.paint(Paint::Skip, "exists") + &moved,
+                    ImageStatus::WouldCopy => format!("would copy to {}{moved}", result.target),
                     ImageStatus::Failed => format!(
                         "{} ({})",
                         t.paint(Paint::Bad, "FAILED"),

@@ -245,6 +245,8 @@ fn image(src: &str, status: ImageStatus) -> ImageResult {
         digest: None,
         bytes: 0,
         error: (status == ImageStatus::Failed).then(|| "boom".repeat(400)),
+        previous_digest: None,
+        note: None,
     }
 }
 

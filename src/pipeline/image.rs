@@ -8,8 +8,12 @@ use crate::registry::copy::{CopyJob, CopyStats};
 use crate::registry::{RegistryError, Scope};
 
 pub(super) enum Check {
+    /// The target tag holds the source digest.
     Present(String),
+    /// The target does not have the tag (or the digest, for digest references).
     Missing(String),
+    /// The target tag holds another digest: the source tag moved since it was mirrored.
+    Moved { digest: String, previous: String },
 }
 
 /// Resolve the source digest (HEAD) and compare with what the target tag holds.
@@ -41,10 +45,10 @@ pub(super) async fn check(
             &Scope::Pull(dst.repository.clone()),
         )
         .await?;
-    Ok(if present.as_deref() == Some(digest.as_str()) {
-        Check::Present(digest)
-    } else {
-        Check::Missing(digest)
+    Ok(match present {
+        Some(p) if p == digest => Check::Present(digest),
+        Some(previous) => Check::Moved { digest, previous },
+        None => Check::Missing(digest),
     })
 }
 

@@ -27,7 +27,7 @@ use crate::discover::{RenderError, Renderer};
 use crate::reference::ImageRef;
 use crate::registry::{Registries, RegistryError, Scope};
 use crate::result::{
-    ChartResult, ChartStatus, ImageResult, ImageStatus, MirrorReport, VersionResult,
+    ChartResult, ChartStatus, ImageResult, ImageStatus, MirrorReport, MovedTag, VersionResult,
 };
 use crate::source::repo::RepoSource;
 use crate::source::store::ArtifactStore;
@@ -52,6 +52,8 @@ pub struct MirrorRequest {
     pub images_only: bool,
     /// Image copies in flight across the run.
     pub concurrency: usize,
+    /// What to do when a source tag moved since it was mirrored.
+    pub on_moved_tag: MovedTag,
 }
 
 impl MirrorRequest {
@@ -68,6 +70,7 @@ impl MirrorRequest {
             only: None,
             versions: Vec::new(),
             dry_run: false,
+            on_moved_tag: MovedTag::default(),
         }
     }
 }
@@ -228,14 +231,28 @@ pub async fn run(
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
-fn failed(src: &ImageRef, dst: &ImageRef, error: String) -> ImageResult {
+fn result(
+    src: &ImageRef,
+    dst: &ImageRef,
+    status: ImageStatus,
+    digest: Option<String>,
+) -> ImageResult {
     ImageResult {
         source: src.to_string(),
         target: dst.to_string(),
-        status: ImageStatus::Failed,
-        digest: None,
+        status,
+        digest,
         bytes: 0,
+        error: None,
+        previous_digest: None,
+        note: None,
+    }
+}
+
+fn failed(src: &ImageRef, dst: &ImageRef, error: String) -> ImageResult {
+    ImageResult {
         error: Some(error),
+        ..result(src, dst, ImageStatus::Failed, None)
     }
 }
 
@@ -413,28 +430,41 @@ impl Ctx<'_> {
             _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
             p = check(&env, &src2, &dst2) => p,
         };
-        let digest = match plan {
+        let (digest, previous) = match plan {
             Err(e) => return failed(src, dst, e.to_string()),
-            Ok(Check::Present(d)) => {
-                return ImageResult {
-                    source: src.to_string(),
-                    target: dst.to_string(),
-                    status: ImageStatus::Skipped,
-                    digest: Some(d),
-                    bytes: 0,
-                    error: None,
-                };
-            }
-            Ok(Check::Missing(d)) => d,
+            Ok(Check::Present(d)) => return result(src, dst, ImageStatus::Skipped, Some(d)),
+            Ok(Check::Missing(d)) => (d, None),
+            Ok(Check::Moved { digest, previous }) => match self.req.on_moved_tag {
+                MovedTag::Overwrite => (digest, Some(previous)),
+                MovedTag::Skip => {
+                    return ImageResult {
+                        previous_digest: Some(previous),
+                        note: Some("the source tag moved since it was mirrored; the target keeps its digest (--on-moved-tag skip)".into()),
+                        ..result(src, dst, ImageStatus::Skipped, Some(digest))
+                    };
+                }
+                MovedTag::Fail => {
+                    return ImageResult {
+                        previous_digest: Some(previous.clone()),
+                        ..failed(
+                            src,
+                            dst,
+                            format!(
+                                "the source tag moved: it now points to {digest}, the target tag holds {previous} (--on-moved-tag fail); the target was left as it is"
+                            ),
+                        )
+                    };
+                }
+            },
         };
+        let moved_note = previous
+            .as_ref()
+            .map(|p| format!("the source tag moved since it was mirrored; replaced {p}"));
         if dry_run {
             return ImageResult {
-                source: src.to_string(),
-                target: dst.to_string(),
-                status: ImageStatus::WouldCopy,
-                digest: Some(digest),
-                bytes: 0,
-                error: None,
+                previous_digest: previous,
+                note: moved_note,
+                ..result(src, dst, ImageStatus::WouldCopy, Some(digest))
             };
         }
         announce();
@@ -446,12 +476,10 @@ impl Ctx<'_> {
         };
         match joined {
             Ok(Ok((digest, bytes))) => ImageResult {
-                source: src.to_string(),
-                target: dst.to_string(),
-                status: ImageStatus::Copied,
-                digest: Some(digest),
                 bytes,
-                error: None,
+                previous_digest: previous,
+                note: moved_note,
+                ..result(src, dst, ImageStatus::Copied, Some(digest))
             },
             Ok(Err(e)) => failed(src, dst, e.to_string()),
             Err(e) if e.is_panic() => failed(

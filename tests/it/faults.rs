@@ -160,3 +160,82 @@ async fn a_shared_base_layer_is_uploaded_once_and_mounted_elsewhere() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_source_tag_follows_the_policy() {
+    let w = world().await;
+    image_chart(&w, "moving", &[w.set.nginx.reference(w.src_host())]);
+    config_for(&w, "moving");
+    assert_eq!(w.run(&["mirror", "--all"]).code, 0);
+    let old = w.set.nginx.digest.clone();
+    // The upstream tag moves to new content.
+    let new = images::image(
+        w.src_host(),
+        "library/nginx",
+        "1.25",
+        &[4242],
+        4096,
+        false,
+        "amd64",
+    )
+    .await
+    .unwrap()
+    .digest;
+    assert_ne!(old, new);
+    let image = |run: &Run| version_of(&run.json(), "moving", "1.0.0")["images"][0].clone();
+
+    let skip = w.run(&["mirror", "--all", "-o", "json", "--on-moved-tag", "skip"]);
+    assert_eq!(skip.code, 0, "{skip:?}");
+    let i = image(&skip);
+    assert_eq!(
+        (
+            i["status"].as_str(),
+            i["previousDigest"].as_str(),
+            i["digest"].as_str()
+        ),
+        (Some("skipped"), Some(old.as_str()), Some(new.as_str())),
+        "{i:#}"
+    );
+    assert_eq!(
+        w.dst_digest("t/library/nginx", "1.25").await,
+        Some(old.clone())
+    );
+    let text = w.run(&["mirror", "--all", "--on-moved-tag", "skip"]);
+    assert!(
+        text.stdout
+            .contains("→ exists (source tag moved; kept the target's digest)"),
+        "{text:?}"
+    );
+
+    let fail = w.run(&["mirror", "--all", "-o", "json", "--on-moved-tag", "fail"]);
+    assert_eq!(fail.code, 1, "{fail:?}");
+    let i = image(&fail);
+    assert_eq!(i["status"], "failed");
+    assert!(
+        i["error"]
+            .as_str()
+            .unwrap()
+            .contains("the source tag moved"),
+        "{i:#}"
+    );
+    assert_eq!(
+        w.dst_digest("t/library/nginx", "1.25").await,
+        Some(old.clone())
+    );
+
+    let overwrite = w.run(&["mirror", "--all", "-o", "json"]);
+    assert_eq!(overwrite.code, 0, "{overwrite:?}");
+    let i = image(&overwrite);
+    assert_eq!(
+        (i["status"].as_str(), i["previousDigest"].as_str()),
+        (Some("copied"), Some(old.as_str())),
+        "{i:#}"
+    );
+    assert_eq!(w.dst_digest("t/library/nginx", "1.25").await, Some(new));
+    assert!(
+        overwrite
+            .stderr
+            .contains(&format!("OK (source tag moved; replaces {old})")),
+        "{overwrite:?}"
+    );
+}
