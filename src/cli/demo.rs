@@ -103,6 +103,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         [src.addr().to_string(), dst.addr().to_string()],
         None,
         artifact_dir,
+        None,
     )
     .map_err(anyhow::Error::msg)?;
 

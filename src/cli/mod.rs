@@ -141,6 +141,10 @@ pub struct MirrorArgs {
     /// Number of image copies in flight across the whole run.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// Image copies in flight per source registry host, within --concurrency
+    /// [default: no per-host limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub per_host_concurrency: Option<u32>,
     /// When a source tag now points elsewhere than the target tag mirrored before.
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = crate::result::MovedTag::Overwrite)]
     pub on_moved_tag: crate::result::MovedTag,
@@ -178,8 +182,12 @@ pub fn cli_env(
     insecure_hosts: impl IntoIterator<Item = String>,
     ca_file: Option<&PathBuf>,
     artifact_dir: PathBuf,
+    per_host_copies: Option<usize>,
 ) -> Result<Env, String> {
-    let mut opts = RegistryOptions::default();
+    let mut opts = RegistryOptions {
+        per_host_copies,
+        ..Default::default()
+    };
     opts.insecure_hosts.extend(insecure_hosts);
     let mut http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
@@ -297,7 +305,8 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
     if req.spec.target.insecure {
         insecure.push(target.host.clone());
     }
-    let env = match cli_env(insecure, args.ca_file.as_ref(), artifact_dir) {
+    let per_host = args.per_host_concurrency.map(|n| n as usize);
+    let env = match cli_env(insecure, args.ca_file.as_ref(), artifact_dir, per_host) {
         Ok(e) => e,
         Err(e) => return fail(EXIT_USAGE, e),
     };

@@ -467,8 +467,15 @@ impl Ctx<'_> {
                 ..result(src, dst, ImageStatus::WouldCopy, Some(digest))
             };
         }
+        let permits = tokio::select! {
+            _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
+            p = env.registries.host_permit(&src.registry) => p,
+        };
         announce();
-        let task = tokio::spawn(async move { copy(&env, &src2, &dst2, &digest).await });
+        let task = tokio::spawn(async move {
+            let _permits = permits;
+            copy(&env, &src2, &dst2, &digest).await
+        });
         let abort = task.abort_handle();
         let joined = tokio::select! {
             _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }

@@ -39,6 +39,9 @@ pub struct RegistryOptions {
     pub backoff_base: Duration,
     /// Metrics hook.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// Image copies in flight per source registry host, on top of the run's global limit
+    /// (e.g. to stay within a public registry's rate limits). `None`: only the global limit.
+    pub per_host_copies: Option<usize>,
 }
 
 impl Default for RegistryOptions {
@@ -52,6 +55,7 @@ impl Default for RegistryOptions {
             retries: 4,
             backoff_base: Duration::from_millis(250),
             observer: None,
+            per_host_copies: None,
         }
     }
 }
@@ -158,6 +162,7 @@ impl RegistryError {
 /// One [`RegistryClient`] per registry host, created on first use with that host's credentials.
 pub struct Registries {
     blobs: copy::BlobIndex,
+    host_limits: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     opts: Arc<RegistryOptions>,
     credentials: Arc<dyn CredentialSource>,
     http: reqwest::Client,
@@ -200,6 +205,7 @@ impl Registries {
             .map_err(|e| RegistryError::Setup(e.to_string()))?;
         Ok(Registries {
             blobs: copy::BlobIndex::default(),
+            host_limits: Default::default(),
             opts: Arc::new(opts),
             credentials,
             http,
@@ -222,6 +228,19 @@ impl Registries {
         ));
         clients.insert(host.to_string(), c.clone());
         Ok(c)
+    }
+
+    /// Wait for a copy slot on source registry `host`; `None` when no per-host limit is set.
+    pub async fn host_permit(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let limit = self.opts.per_host_copies?;
+        let sem = {
+            let mut limits = self.host_limits.lock().unwrap_or_else(|p| p.into_inner());
+            limits
+                .entry(host.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit.max(1))))
+                .clone()
+        };
+        sem.acquire_owned().await.ok()
     }
 
     /// Where the target registries already hold which blobs, this run.

@@ -99,3 +99,49 @@ async fn credentials_go_only_to_their_own_registry() {
     }
     assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
 }
+
+#[tokio::test]
+async fn a_per_host_limit_caps_copies_from_one_source_registry() {
+    let w = world().await;
+    for (flag, expect_at_most_one) in [(None, false), (Some("1"), true)] {
+        // Two "hosts" in front of the same registry, each slow.
+        let a = Proxy::start(
+            w.src_host(),
+            vec![Rule::delay("GET", "/blobs/", Duration::from_millis(200))],
+        )
+        .unwrap();
+        let b = Proxy::start(
+            w.src_host(),
+            vec![Rule::delay("GET", "/blobs/", Duration::from_millis(200))],
+        )
+        .unwrap();
+        let imgs: Vec<String> = [&w.set.nginx, &w.set.redis, &w.set.api]
+            .iter()
+            .map(|s| s.reference(a.addr()))
+            .chain(
+                [&w.set.job, &w.set.worker, &w.set.hook]
+                    .iter()
+                    .map(|s| s.reference(b.addr())),
+            )
+            .collect();
+        image_chart(&w, "hosts", &imgs);
+        let path = if flag.is_some() { "limited" } else { "free" };
+        w.config("mirror.yaml", &format!("target: {{url: {}/{path}, insecure: true}}\nupstreams:\n  hosts: {{type: local, path: charts/hosts, chart: hosts, versions: [\"1.0.0\"]}}\n", w.dst.addr()));
+        let mut args = vec!["mirror", "--all", "--concurrency", "4"];
+        if let Some(n) = flag {
+            args.extend(["--per-host-concurrency", n]);
+        }
+        let insecure = format!("{},{}", a.addr(), b.addr());
+        let run = w.run_env(&args, &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let (ma, mb) = (a.max_repos_in_flight(), b.max_repos_in_flight());
+        if expect_at_most_one {
+            assert_eq!((ma, mb), (1, 1), "per-host limit 1 exceeded");
+        } else {
+            assert!(
+                ma >= 2 || mb >= 2,
+                "without a per-host limit copies should overlap per host ({ma}, {mb})"
+            );
+        }
+    }
+}
