@@ -26,6 +26,18 @@ pub mod spec;
 #[doc(hidden)]
 pub mod testkit;
 
+/// An error and all its causes, `: `-separated (reqwest hides the useful part in sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 /// Install the process-wide TLS crypto provider (aws-lc-rs). Call once, first thing in
 /// `main` and in test helpers; later calls are harmless.
 pub fn install_crypto_provider() {

@@ -13,10 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::DockerCredentials;
-use crate::discover::{RenderOptions, Renderer, render::helm_from_env};
+use crate::discover::render::helm_from_env;
 use crate::pipeline::{self, Env, MirrorRequest, PipelineError};
-use crate::registry::{Registries, RegistryOptions};
-use crate::source::store::ArtifactStore;
+use crate::registry::RegistryOptions;
 use output::Theme;
 
 /// Exit code: everything mirrored (or already present).
@@ -189,35 +188,20 @@ pub fn cli_env(
         ..Default::default()
     };
     opts.insecure_hosts.extend(insecure_hosts);
-    let mut http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")));
     if let Some(f) = ca_file {
         let pem =
             std::fs::read(f).map_err(|e| format!("cannot read --ca-file {}: {e}", f.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            format!(
-                "--ca-file {}: not a PEM certificate bundle: {e}",
-                f.display()
-            )
-        })?;
-        for c in certs {
-            http = http.add_root_certificate(c);
-        }
         opts.extra_ca_pem.push(pem);
     }
-    let registries = Registries::new(opts, Arc::new(DockerCredentials::from_env()))
-        .map_err(|e| e.to_string())?;
-    Ok(Env {
-        registries: Arc::new(registries),
-        http: http.build().map_err(|e| e.to_string())?,
-        renderer: Renderer::new(
-            helm_from_env(),
-            artifact_dir.join("tmp"),
-            RenderOptions::default(),
-        ),
-        store: ArtifactStore::new(artifact_dir),
-        timeout: Duration::from_secs(120),
+    Env::new(
+        opts,
+        Arc::new(DockerCredentials::from_env()),
+        helm_from_env(),
+        artifact_dir,
+    )
+    .map_err(|e| match ca_file {
+        Some(f) => format!("--ca-file {}: {e}", f.display()),
+        None => e.to_string(),
     })
 }
 

@@ -22,10 +22,8 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::crd::{self, conditions, reasons};
-use crate::discover::{RenderOptions, Renderer};
 use crate::pipeline::{Env, MirrorRequest};
-use crate::registry::{Registries, RegistryOptions};
-use crate::source::store::ArtifactStore;
+use crate::registry::RegistryOptions;
 use crate::spec::{ChartMirror, parse_duration};
 use executor::{Executor, Outcome, RunKey};
 use metrics::Metrics;
@@ -135,29 +133,14 @@ impl Context {
         if let Some(t) = cm.spec.timeout.as_deref().and_then(parse_duration) {
             opts.request_timeout = t;
         }
-        opts.extra_ca_pem = material.ca_pem.clone();
-        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(15));
-        for pem in &material.ca_pem {
-            for c in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("certSecretRef: ca.crt is not PEM: {e}"))?
-            {
-                http = http.add_root_certificate(c);
-            }
-        }
-        let registries =
-            Registries::new(opts, Arc::new(material.credentials)).map_err(|e| e.to_string())?;
-        let dir = self.settings.artifact_dir.clone();
-        Ok(Env {
-            registries: Arc::new(registries),
-            http: http.build().map_err(|e| e.to_string())?,
-            renderer: Renderer::new(
-                self.settings.helm.clone(),
-                dir.join("tmp"),
-                RenderOptions::default(),
-            ),
-            store: ArtifactStore::new(dir),
-            timeout: Duration::from_secs(120),
-        })
+        opts.extra_ca_pem = material.ca_pem;
+        Env::new(
+            opts,
+            Arc::new(material.credentials),
+            self.settings.helm.clone(),
+            self.settings.artifact_dir.clone(),
+        )
+        .map_err(|e| format!("certSecretRef: {e}"))
     }
 
     async fn publish(&self, cm: &ChartMirror, type_: EventType, reason: &str, note: String) {

@@ -90,6 +90,44 @@ pub struct Env {
     pub timeout: Duration,
 }
 
+impl Env {
+    /// The environment for `opts` (whose CA certificates also apply to Helm repositories),
+    /// with `helm` and chart archives kept under `artifact_dir`.
+    pub fn new(
+        opts: crate::registry::RegistryOptions,
+        credentials: Arc<dyn crate::credentials::CredentialSource>,
+        helm: std::path::PathBuf,
+        artifact_dir: std::path::PathBuf,
+    ) -> Result<Env, RegistryError> {
+        // Registries::new checks the CA bundles first and names what is wrong with them.
+        let pems = opts.extra_ca_pem.clone();
+        let registries = Registries::new(opts, credentials)?;
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")));
+        for pem in &pems {
+            for c in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| RegistryError::Setup(e.to_string()))?
+            {
+                http = http.add_root_certificate(c);
+            }
+        }
+        Ok(Env {
+            registries: Arc::new(registries),
+            http: http
+                .build()
+                .map_err(|e| RegistryError::Setup(e.to_string()))?,
+            renderer: Renderer::new(
+                helm,
+                artifact_dir.join("tmp"),
+                crate::discover::RenderOptions::default(),
+            ),
+            store: ArtifactStore::new(artifact_dir),
+            timeout: Duration::from_secs(120),
+        })
+    }
+}
+
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

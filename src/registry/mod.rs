@@ -123,17 +123,10 @@ pub enum RegistryError {
 
 impl RegistryError {
     pub(crate) fn transport(host: &str, what: &str, e: reqwest::Error) -> Self {
-        let mut reason = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            src = s.source();
-        }
         RegistryError::Transport {
             host: host.to_string(),
             what: what.to_string(),
-            reason,
+            reason: crate::error_chain(&e),
         }
     }
 

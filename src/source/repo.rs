@@ -96,7 +96,7 @@ impl RepoSource {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| crate::error_chain(&e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("HTTP {}", status.as_u16()));
@@ -107,7 +107,7 @@ impl RepoSource {
                 crate::registry::http::LimitedReadError::TooLarge => {
                     format!("larger than {} MiB", limit >> 20)
                 }
-                crate::registry::http::LimitedReadError::Http(e) => chain(&e),
+                crate::registry::http::LimitedReadError::Http(e) => crate::error_chain(&e),
             })
     }
 
@@ -226,15 +226,4 @@ impl RepoSource {
             note: None,
         })
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
