@@ -21,6 +21,7 @@ use super::http::{
     retry_after_header, strip_query,
 };
 use super::manifest::{self, RawManifest};
+use super::ratelimit::{PauseBudget, Pauses};
 use super::{RegistryError, RegistryOptions};
 use crate::credentials::Credential;
 
@@ -32,6 +33,9 @@ pub struct RegistryClient {
     pub(super) credential: Option<Credential>,
     pub(super) auth: Mutex<AuthState>,
     pub(super) opts: Arc<RegistryOptions>,
+    pub(super) pauses: Arc<Pauses>,
+    /// Set once the registry answered the referrers API with a 4xx.
+    pub(super) no_referrers_api: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -57,6 +61,7 @@ impl RegistryClient {
         http: reqwest::Client,
         credential: Option<Credential>,
         opts: Arc<RegistryOptions>,
+        pauses: Arc<Pauses>,
     ) -> Self {
         let scheme = if opts.insecure_hosts.contains(host) {
             "http"
@@ -70,6 +75,8 @@ impl RegistryClient {
             credential,
             auth: Mutex::new(AuthState::default()),
             opts,
+            pauses,
+            no_referrers_api: Default::default(),
         }
     }
 
@@ -78,11 +85,11 @@ impl RegistryClient {
         &self.host
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}/v2/{path}", self.base)
     }
 
-    fn status_error(
+    pub(super) fn status_error(
         &self,
         method: &Method,
         url: &str,
@@ -126,7 +133,9 @@ impl RegistryClient {
     ) -> Result<Response, RegistryError> {
         let mut attempt = 0u32;
         let mut authed = false;
+        let mut rate_limit = PauseBudget::default();
         loop {
+            self.rate_limit_wait().await?;
             let mut req = self
                 .http
                 .request(method.clone(), url)
@@ -143,6 +152,9 @@ impl RegistryClient {
                 Ok(resp) => {
                     let status = resp.status();
                     self.observe(method.as_str(), status);
+                    if self.rate_limited(&resp, &mut rate_limit) {
+                        continue;
+                    }
                     if status == StatusCode::UNAUTHORIZED && !authed {
                         authed = true;
                         let challenge = resp.headers().get(WWW_AUTHENTICATE).cloned();
@@ -515,6 +527,7 @@ impl RegistryClient {
         let location = self.start_upload(repo).await?;
         let url = Self::upload_url(&location, digest);
         let scope = Scope::Push(repo.to_string());
+        self.rate_limit_wait().await?;
         let mut req = self
             .http
             .put(&url)
@@ -530,6 +543,8 @@ impl RegistryClient {
             .await
             .map_err(|e| RegistryError::transport(&self.host, &format!("upload of {digest}"), e))?;
         self.observe("PUT", resp.status());
+        // A 429 fails this transfer; the pause it sets holds back the retry.
+        self.rate_limited(&resp, &mut PauseBudget::default());
         self.expect_success(Method::PUT, &url, resp)
             .await
             .map(|_| ())

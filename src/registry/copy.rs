@@ -166,7 +166,7 @@ impl CopyJob<'_> {
             stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let retries = 3;
+        let retries = self.src.opts.retries;
         let mut attempt = 0;
         loop {
             match self.stream_blob(d).await {

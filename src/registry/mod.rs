@@ -5,6 +5,8 @@ pub mod client;
 pub mod copy;
 pub mod http;
 pub mod manifest;
+pub mod ratelimit;
+pub mod referrers;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,7 +35,8 @@ pub struct RegistryOptions {
     pub blob_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
-    /// Retries after the first attempt for transient failures.
+    /// Retries after the first attempt, for transient failures, of each request and of each
+    /// whole blob transfer (`--retries`, `spec.retries`).
     pub retries: u32,
     /// First backoff step.
     pub backoff_base: Duration,
@@ -42,7 +45,14 @@ pub struct RegistryOptions {
     /// Image copies in flight per source registry host, on top of the run's global limit
     /// (e.g. to stay within a public registry's rate limits). `None`: only the global limit.
     pub per_host_copies: Option<usize>,
+    /// The longest a request waits on a host whose rate-limit budget is spent (Docker Hub's
+    /// `RateLimit-Remaining: 0`, or a 429 carrying rate-limit headers) before such answers
+    /// count as failed attempts.
+    pub rate_limit_max_pause: Duration,
 }
+
+/// Request retries when nothing else is configured.
+pub const DEFAULT_RETRIES: u32 = 4;
 
 impl Default for RegistryOptions {
     fn default() -> Self {
@@ -52,10 +62,11 @@ impl Default for RegistryOptions {
             request_timeout: Duration::from_secs(60),
             blob_timeout: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(15),
-            retries: 4,
+            retries: DEFAULT_RETRIES,
             backoff_base: Duration::from_millis(250),
             observer: None,
             per_host_copies: None,
+            rate_limit_max_pause: Duration::from_secs(600),
         }
     }
 }
@@ -119,6 +130,12 @@ pub enum RegistryError {
     /// The HTTP client could not be built (bad CA file, say).
     #[error("cannot set up HTTPS: {0}")]
     Setup(String),
+    /// The run was cancelled while requests to the host were paused for its rate limit.
+    #[error("cancelled while waiting out the rate limit of {host}")]
+    Cancelled {
+        /// Registry host.
+        host: String,
+    },
 }
 
 impl RegistryError {
@@ -148,6 +165,7 @@ impl RegistryError {
             RegistryError::Auth { .. } | RegistryError::Credentials(_) => "auth",
             RegistryError::Protocol { .. } => "protocol",
             RegistryError::Setup(_) => "setup",
+            RegistryError::Cancelled { .. } => "cancelled",
         }
     }
 }
@@ -155,6 +173,7 @@ impl RegistryError {
 /// One [`RegistryClient`] per registry host, created on first use with that host's credentials.
 pub struct Registries {
     blobs: copy::BlobIndex,
+    pauses: Arc<ratelimit::Pauses>,
     host_limits: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     opts: Arc<RegistryOptions>,
     credentials: Arc<dyn CredentialSource>,
@@ -198,6 +217,7 @@ impl Registries {
             .map_err(|e| RegistryError::Setup(e.to_string()))?;
         Ok(Registries {
             blobs: copy::BlobIndex::default(),
+            pauses: Arc::default(),
             host_limits: Default::default(),
             opts: Arc::new(opts),
             credentials,
@@ -218,6 +238,7 @@ impl Registries {
             self.http.clone(),
             credential,
             self.opts.clone(),
+            self.pauses.clone(),
         ));
         clients.insert(host.to_string(), c.clone());
         Ok(c)
@@ -234,6 +255,11 @@ impl Registries {
                 .clone()
         };
         sem.acquire_owned().await.ok()
+    }
+
+    /// Let `token` (the run's cancellation) end rate-limit pauses early.
+    pub fn cancel_pauses_with(&self, token: tokio_util::sync::CancellationToken) {
+        self.pauses.cancel_with(token);
     }
 
     /// Where the target registries already hold which blobs, this run.

@@ -1,6 +1,7 @@
 //! A recording reverse proxy for tests: sits between lazyoci and a registry, records every
-//! request (method, path, whether it carried credentials), tracks how many requests are in
-//! flight per repository, and can delay matching requests.
+//! request (method, path, whether it carried credentials, when it arrived, whether a fault
+//! answered it), tracks how many requests are in flight per repository, and can delay,
+//! redirect or fault matching requests (including rate-limit answers).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,10 @@ pub struct Record {
     pub path: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// Whether a [`Fault`] answered or altered it.
+    pub faulted: bool,
 }
 
 /// What the proxy does to requests whose path contains `path_contains`.
@@ -48,6 +53,19 @@ pub enum Fault {
     Corrupt,
     /// Answer 200 with this content type and body instead of forwarding.
     Replace(String, Vec<u8>),
+    /// Forward, then add these response headers (e.g. `RateLimit-Remaining: 0;w=1`).
+    AddHeaders(Vec<(String, String)>),
+    /// Answer with this status and these headers without forwarding (e.g. a 429 carrying
+    /// rate-limit headers).
+    StatusWithHeaders(u16, Vec<(String, String)>),
+}
+
+/// `(name, value)` header pairs from string slices.
+pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Rule {
@@ -129,11 +147,15 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let repo = repo_of(&path).filter(|_| path.contains("/blobs/"));
+    let mut index = None;
     if let Ok(mut st) = s.stats.lock() {
+        index = Some(st.records.len());
         st.records.push(Record {
             method: method.clone(),
             path: path.clone(),
             authorization,
+            at: std::time::Instant::now(),
+            faulted: false,
         });
         if let Some(r) = &repo {
             *st.in_flight.entry(r.clone()).or_default() += 1;
@@ -156,6 +178,9 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
                 if *used < *times {
                     *used += 1;
                     fault = Some(f.clone());
+                    if let Some(r) = index.and_then(|n| st.records.get_mut(n)) {
+                        r.faulted = true;
+                    }
                 }
             }
         }
@@ -170,6 +195,14 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
             let mut b = Response::builder().status(code);
             if let Some(secs) = retry_after {
                 b = b.header("retry-after", secs.to_string());
+            }
+            b.body(Body::from("injected fault"))
+                .unwrap_or_else(|_| Response::new(Body::empty()))
+        }
+        (None, Some(Fault::StatusWithHeaders(code, extra))) => {
+            let mut b = Response::builder().status(code);
+            for (k, v) in extra {
+                b = b.header(k, v);
             }
             b.body(Body::from("injected fault"))
                 .unwrap_or_else(|_| Response::new(Body::empty()))
@@ -194,6 +227,18 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
 async fn mangle(resp: Response, fault: Option<Fault>) -> Response {
     use futures::StreamExt;
     let Some(fault) = fault else { return resp };
+    if let Fault::AddHeaders(extra) = fault {
+        let mut resp = resp;
+        for (k, v) in extra {
+            if let (Ok(k), Ok(v)) = (
+                axum::http::HeaderName::try_from(k),
+                axum::http::HeaderValue::try_from(v),
+            ) {
+                resp.headers_mut().insert(k, v);
+            }
+        }
+        return resp;
+    }
     let (parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return Response::from_parts(parts, Body::empty());
@@ -215,7 +260,10 @@ async fn mangle(resp: Response, fault: Option<Fault>) -> Response {
             .boxed();
             Response::from_parts(parts, Body::from_stream(stream))
         }
-        Fault::Status(..) | Fault::Replace(..) => Response::from_parts(parts, Body::from(bytes)),
+        Fault::Status(..)
+        | Fault::Replace(..)
+        | Fault::AddHeaders(..)
+        | Fault::StatusWithHeaders(..) => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 
