@@ -57,6 +57,9 @@ pub struct ChartMirrorSpec {
     pub images_only: bool,
 }
 
+/// The most retries `retries` / `--retries` accept.
+pub const MAX_RETRIES: u32 = 20;
+
 /// The destination registry.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

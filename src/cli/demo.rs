@@ -99,13 +99,11 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .artifact_dir
         .clone()
         .unwrap_or_else(|| work.path().join("artifacts"));
-    let env = cli_env(
-        [src.addr().to_string(), dst.addr().to_string()],
-        None,
-        artifact_dir,
-        None,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let opts = crate::registry::RegistryOptions {
+        insecure_hosts: [src.addr().to_string(), dst.addr().to_string()].into(),
+        ..Default::default()
+    };
+    let env = cli_env(opts, None, artifact_dir).map_err(anyhow::Error::msg)?;
 
     say(&format!(
         "$ lazyoci mirror --config mirror.yaml --all --insecure-registry {}\n",

@@ -147,6 +147,16 @@ pub struct MirrorArgs {
     /// When a source tag now points elsewhere than the target tag mirrored before.
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = crate::result::MovedTag::Overwrite)]
     pub on_moved_tag: crate::result::MovedTag,
+    /// Retries after the first attempt of each registry request and each blob transfer, for
+    /// transient failures (timeouts, connection resets, HTTP 408/429/5xx); 0 tries once
+    /// [default: 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::spec::MAX_RETRIES)))]
+    pub retries: Option<u32>,
+    /// The longest requests to a registry wait when its rate-limit budget is spent
+    /// (RateLimit-Remaining: 0, or a 429 with rate-limit headers), e.g. 90s, 10m; after that
+    /// such answers count as failed attempts.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_pause)]
+    pub rate_limit_max_pause: Duration,
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -176,18 +186,17 @@ pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Build the pipeline environment for the CLI.
+fn parse_pause(s: &str) -> Result<Duration, String> {
+    crate::spec::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 90s, 10m or 1h"))
+}
+
+/// Build the pipeline environment for the CLI from `opts` (plus the CA file's certificates).
 pub fn cli_env(
-    insecure_hosts: impl IntoIterator<Item = String>,
+    mut opts: RegistryOptions,
     ca_file: Option<&PathBuf>,
     artifact_dir: PathBuf,
-    per_host_copies: Option<usize>,
 ) -> Result<Env, String> {
-    let mut opts = RegistryOptions {
-        per_host_copies,
-        ..Default::default()
-    };
-    opts.insecure_hosts.extend(insecure_hosts);
     if let Some(f) = ca_file {
         let pem =
             std::fs::read(f).map_err(|e| format!("cannot read --ca-file {}: {e}", f.display()))?;
@@ -289,8 +298,14 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
     if req.spec.target.insecure {
         insecure.push(target.host.clone());
     }
-    let per_host = args.per_host_concurrency.map(|n| n as usize);
-    let env = match cli_env(insecure, args.ca_file.as_ref(), artifact_dir, per_host) {
+    let opts = RegistryOptions {
+        insecure_hosts: insecure.into_iter().collect(),
+        per_host_copies: args.per_host_concurrency.map(|n| n as usize),
+        retries: args.retries.unwrap_or(crate::registry::DEFAULT_RETRIES),
+        rate_limit_max_pause: args.rate_limit_max_pause,
+        ..Default::default()
+    };
+    let env = match cli_env(opts, args.ca_file.as_ref(), artifact_dir) {
         Ok(e) => e,
         Err(e) => return fail(EXIT_USAGE, e),
     };

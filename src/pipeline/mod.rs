@@ -161,6 +161,7 @@ pub async fn run(
     if !req.charts_only {
         env.renderer.check().await?;
     }
+    env.registries.cancel_pauses_with(cancel.clone());
     let dst = env.registries.client(&target.host).await?;
     progress.event(Event::Plan(units.clone()));
     let repos = RepoSource::new(env.http.clone(), env.timeout);

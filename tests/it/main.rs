@@ -9,5 +9,6 @@ mod errors;
 mod faults;
 mod hostile;
 mod mirror_cli;
+mod ratelimit;
 mod sources;
 mod transport;

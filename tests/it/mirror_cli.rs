@@ -407,6 +407,8 @@ async fn help_and_version() {
         "--charts-only",
         "--images-only",
         "--concurrency",
+        "--retries",
+        "--rate-limit-max-pause",
         "--output",
         "--artifact-dir",
         "--theme",
