@@ -58,6 +58,60 @@ pub struct ImageResult {
     /// Something worth knowing (e.g. what a moved tag policy did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Signatures, attestations, SBOMs and other referrers of the image found at the source,
+    /// and what happened to each (absent when there are none or `--no-signatures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<AttachedResult>,
+}
+
+/// An artifact attached to an image by its digest, copied along with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachedResult {
+    /// What it is.
+    pub kind: AttachedKind,
+    /// Where it is on the target: `host/repo:sha256-<hex>.sig` for a tag, `host/repo@<digest>`
+    /// for a referrer.
+    pub target: String,
+    /// Manifest digest (the same on both sides).
+    pub digest: String,
+    /// `copied`, `skipped` (the target has it), `failed` or `would-copy` (dry run).
+    pub status: ImageStatus,
+    /// The referrer's `artifactType`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Kinds of attached artifacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachedKind {
+    /// cosign signature (`sha256-<hex>.sig`).
+    Signature,
+    /// cosign attestation (`sha256-<hex>.att`).
+    Attestation,
+    /// cosign SBOM (`sha256-<hex>.sbom`).
+    Sbom,
+    /// An OCI 1.1 referrer (a manifest whose `subject` is the image).
+    Referrer,
+    /// The referrers tag schema index (`sha256-<hex>`), for registries without the referrers API.
+    ReferrersIndex,
+}
+
+impl AttachedKind {
+    /// A short word for text output.
+    pub fn short(self) -> &'static str {
+        match self {
+            AttachedKind::Signature => "sig",
+            AttachedKind::Attestation => "att",
+            AttachedKind::Sbom => "sbom",
+            AttachedKind::Referrer => "referrer",
+            AttachedKind::ReferrersIndex => "referrers index",
+        }
+    }
 }
 
 /// What to do when a source tag now points elsewhere than the target tag mirrored before.

@@ -152,6 +152,10 @@ pub struct MirrorArgs {
     /// [default: 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::spec::MAX_RETRIES)))]
     pub retries: Option<u32>,
+    /// Do not copy images' cosign signatures, attestations and SBOMs (sha256-<digest>.sig,
+    /// .att, .sbom tags) and OCI referrers, which are copied with each image by default.
+    #[arg(long)]
+    pub no_signatures: bool,
     /// The longest requests to a registry wait when its rate-limit budget is spent
     /// (RateLimit-Remaining: 0, or a 429 with rate-limit headers), e.g. 90s, 10m; after that
     /// such answers count as failed attempts.
@@ -284,6 +288,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         images_only: args.images_only || spec.images_only,
         concurrency: args.concurrency as usize,
         on_moved_tag: args.on_moved_tag,
+        signatures: !args.no_signatures,
         spec,
     };
     let target = match pipeline::validate(&req) {

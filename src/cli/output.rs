@@ -180,6 +180,7 @@ impl TextProgress {
                     }
                     _ => String::new(),
                 };
+                let moved = moved + &attached_suffix(&result.attached);
                 let rest = match result.status {
                     ImageStatus::Copied => t.paint(Paint::Good, "OK") + &moved,
                     ImageStatus::Skipped => t.paint(Paint::Skip, "exists") + &moved,
@@ -255,6 +256,20 @@ impl Progress for TextProgress {
             }
             state.head += 1;
         }
+    }
+}
+
+/// ` (+2 attached: sig, referrer)` for attached artifacts copied (or to copy), else nothing.
+fn attached_suffix(attached: &[crate::result::AttachedResult]) -> String {
+    let moved: Vec<&str> = attached
+        .iter()
+        .filter(|a| matches!(a.status, ImageStatus::Copied | ImageStatus::WouldCopy))
+        .map(|a| a.kind.short())
+        .collect();
+    if moved.is_empty() {
+        String::new()
+    } else {
+        format!(" (+{} attached: {})", moved.len(), moved.join(", "))
     }
 }
 

@@ -247,6 +247,7 @@ fn image(src: &str, status: ImageStatus) -> ImageResult {
         error: (status == ImageStatus::Failed).then(|| "boom".repeat(400)),
         previous_digest: None,
         note: None,
+        attached: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! `concurrency` copies in flight across the whole run. Failures are recorded per chart
 //! version and per image; the run goes on. [`run`] returns `Err` only when it cannot start.
 
+mod attached;
 mod events;
 mod image;
 mod plan;
@@ -54,6 +55,8 @@ pub struct MirrorRequest {
     pub concurrency: usize,
     /// What to do when a source tag moved since it was mirrored.
     pub on_moved_tag: MovedTag,
+    /// Copy each image's signatures, attestations, SBOMs and referrers with it.
+    pub signatures: bool,
 }
 
 impl MirrorRequest {
@@ -66,11 +69,12 @@ impl MirrorRequest {
                 .concurrency
                 .unwrap_or(crate::spec::DEFAULT_CONCURRENCY)
                 .max(1) as usize,
-            spec,
             only: None,
             versions: Vec::new(),
             dry_run: false,
             on_moved_tag: MovedTag::default(),
+            signatures: true,
+            spec,
         }
     }
 }
@@ -285,6 +289,7 @@ fn result(
         error: None,
         previous_digest: None,
         note: None,
+        attached: Vec::new(),
     }
 }
 
@@ -471,7 +476,10 @@ impl Ctx<'_> {
         };
         let (digest, previous) = match plan {
             Err(e) => return failed(src, dst, e.to_string()),
-            Ok(Check::Present(d)) => return result(src, dst, ImageStatus::Skipped, Some(d)),
+            Ok(Check::Present(d)) => {
+                let skipped = result(src, dst, ImageStatus::Skipped, Some(d.clone()));
+                return self.with_attached(src, dst, &d, skipped).await;
+            }
             Ok(Check::Missing(d)) => (d, None),
             Ok(Check::Moved { digest, previous }) => match self.req.on_moved_tag {
                 MovedTag::Overwrite => (digest, Some(previous)),
@@ -500,20 +508,31 @@ impl Ctx<'_> {
             .as_ref()
             .map(|p| format!("the source tag moved since it was mirrored; replaced {p}"));
         if dry_run {
-            return ImageResult {
+            let would = ImageResult {
                 previous_digest: previous,
                 note: moved_note,
-                ..result(src, dst, ImageStatus::WouldCopy, Some(digest))
+                ..result(src, dst, ImageStatus::WouldCopy, Some(digest.clone()))
             };
+            return self.with_attached(src, dst, &digest, would).await;
         }
         let permits = tokio::select! {
             _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
             p = env.registries.host_permit(&src.registry) => p,
         };
         announce();
+        let signatures = self.req.signatures;
+        let wanted = digest.clone();
         let task = tokio::spawn(async move {
             let _permits = permits;
-            copy(&env, &src2, &dst2, &digest).await
+            // Attached artifacts first: the image tag is written last, once they are there.
+            let attached = match signatures {
+                true => attached::sync(&env, &src2, &dst2, &digest, false).await,
+                false => attached::Attached::default(),
+            };
+            if attached.failed() {
+                return (attached, None);
+            }
+            (attached, Some(copy(&env, &src2, &dst2, &digest).await))
         });
         let abort = task.abort_handle();
         let joined = tokio::select! {
@@ -521,13 +540,16 @@ impl Ctx<'_> {
             j = task => j,
         };
         match joined {
-            Ok(Ok((digest, bytes))) => ImageResult {
+            Ok((attached, Some(Ok((digest, bytes))))) => attached.apply(ImageResult {
                 bytes,
                 previous_digest: previous,
                 note: moved_note,
                 ..result(src, dst, ImageStatus::Copied, Some(digest))
-            },
-            Ok(Err(e)) => failed(src, dst, e.to_string()),
+            }),
+            Ok((attached, Some(Err(e)))) => attached.apply(failed(src, dst, e.to_string())),
+            Ok((attached, None)) => {
+                attached.apply(result(src, dst, ImageStatus::Copied, Some(wanted)))
+            }
             Err(e) if e.is_panic() => failed(
                 src,
                 dst,

@@ -266,3 +266,139 @@ pub async fn seed_standard_set(addr: &str) -> anyhow::Result<SeedSet> {
         sub: image(addr, "team/sub", "1.0", &[70], 1024, false, "amd64").await?,
     })
 }
+
+/// An image with artifacts attached by its digest, as cosign and OCI 1.1 tools leave them.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    /// The image.
+    pub image: Seeded,
+    /// Manifest digest of the cosign signature (tag `sha256-<hex>.sig`).
+    pub sig: String,
+    /// Manifest digest of the cosign attestation (tag `sha256-<hex>.att`).
+    pub att: String,
+    /// Manifest digest of an OCI 1.1 referrer (an SBOM whose `subject` is the image).
+    pub referrer: String,
+    /// The referrer's descriptor, as a referrers index lists it.
+    pub referrer_descriptor: serde_json::Value,
+    /// Manifest digest of the referrers tag schema index (tag `sha256-<hex>`), when pushed.
+    pub referrers_index: Option<String>,
+}
+
+/// `sha256:<hex>` → `sha256-<hex>` + `suffix`.
+pub fn digest_tag(digest: &str, suffix: &str) -> String {
+    format!("{}{suffix}", digest.replacen(':', "-", 1))
+}
+
+/// Push a small OCI artifact manifest (one layer of `layer_type` made from `seed`) to `repo`
+/// under `reference` (a tag, or its own digest when `None`). With `subject`, it names that
+/// manifest in `subject` and carries `artifact_type` (an OCI 1.1 referrer). Returns its
+/// digest and its descriptor.
+pub async fn artifact(
+    addr: &str,
+    repo: &str,
+    reference: Option<&str>,
+    layer_type: &str,
+    seed: u64,
+    subject: Option<(&str, &str, usize)>,
+    artifact_type: Option<&str>,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let payload =
+        serde_json::to_vec(&json!({"seed": seed, "payload": "synthetic, not a real signature"}))?;
+    let payload_len = payload.len();
+    let layer = oci::push_blob(addr, repo, payload).await?;
+    let config = b"{}".to_vec();
+    let config_digest = oci::push_blob(addr, repo, config).await?;
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest, "size": 2},
+        "layers": [{"mediaType": layer_type, "digest": layer, "size": payload_len}],
+    });
+    if let Some(t) = artifact_type {
+        m["artifactType"] = json!(t);
+    }
+    if let Some((media_type, digest, size)) = subject {
+        m["subject"] = json!({"mediaType": media_type, "digest": digest, "size": size});
+    }
+    let bytes = serde_json::to_vec(&m)?;
+    let digest = oci::digest(&bytes);
+    let len = bytes.len();
+    oci::push_manifest(
+        addr,
+        repo,
+        reference.unwrap_or(&digest),
+        OCI_MANIFEST,
+        bytes,
+    )
+    .await?;
+    let mut descriptor = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": len});
+    if let Some(t) = artifact_type {
+        descriptor["artifactType"] = json!(t);
+    }
+    Ok((digest, descriptor))
+}
+
+/// Push an OCI image `repo:tag` with a cosign-style signature and attestation (tags
+/// `sha256-<hex>.sig` and `.att`) and an SBOM referrer pushed by digest; with
+/// `referrers_tag`, also the referrers tag schema index (`sha256-<hex>`) listing it.
+pub async fn signed_image(
+    addr: &str,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    referrers_tag: bool,
+) -> anyhow::Result<Signed> {
+    let image = image(addr, repo, tag, &[seed], 1024, false, "amd64").await?;
+    let (_, image_bytes) = oci::get_manifest(addr, repo, &image.digest)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("image manifest vanished"))?;
+    let d = &image.digest;
+    let (sig, _) = artifact(
+        addr,
+        repo,
+        Some(&digest_tag(d, ".sig")),
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        seed + 1,
+        None,
+        None,
+    )
+    .await?;
+    let (att, _) = artifact(
+        addr,
+        repo,
+        Some(&digest_tag(d, ".att")),
+        "application/vnd.dsse.envelope.v1+json",
+        seed + 2,
+        None,
+        None,
+    )
+    .await?;
+    let (referrer, referrer_descriptor) = artifact(
+        addr,
+        repo,
+        None,
+        "application/spdx+json",
+        seed + 3,
+        Some((OCI_MANIFEST, d, image_bytes.len())),
+        Some("application/spdx+json"),
+    )
+    .await?;
+    let referrers_index = if referrers_tag {
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [referrer_descriptor],
+        }))?;
+        Some(oci::push_manifest(addr, repo, &digest_tag(d, ""), OCI_INDEX, index).await?)
+    } else {
+        None
+    };
+    Ok(Signed {
+        image,
+        sig,
+        att,
+        referrer,
+        referrer_descriptor,
+        referrers_index,
+    })
+}

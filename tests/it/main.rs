@@ -2,6 +2,7 @@
 //! docker-registry), a real Helm repository server and the real helm. Run
 //! `scripts/install-test-deps.sh` first (scripts/test.sh does).
 
+mod attached;
 mod bad_configs;
 mod cluster;
 mod common;

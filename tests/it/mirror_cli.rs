@@ -408,6 +408,7 @@ async fn help_and_version() {
         "--images-only",
         "--concurrency",
         "--retries",
+        "--no-signatures",
         "--rate-limit-max-pause",
         "--output",
         "--artifact-dir",
