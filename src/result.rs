@@ -114,8 +114,20 @@ impl AttachedKind {
     }
 }
 
-/// What to do when a source tag now points elsewhere than the target tag mirrored before.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// What to do when a source tag now points elsewhere than the target tag mirrored before:
+/// `overwrite` (copy the new content, the default), `skip` (keep the target's) or `fail`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MovedTag {
     /// Copy the new content over the target tag (reported with the previous digest).

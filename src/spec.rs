@@ -55,6 +55,24 @@ pub struct ChartMirrorSpec {
     /// Mirror images only, no chart artifacts.
     #[serde(default, skip_serializing_if = "is_false")]
     pub images_only: bool,
+    /// Image copies in flight per source registry host, within `concurrency` (e.g. to stay
+    /// within a public registry's rate limits). Default: no per-host limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub per_host_concurrency: Option<u32>,
+    /// When a source tag now points elsewhere than the target tag mirrored before:
+    /// `overwrite` (copy the new content, the default), `skip` (keep the target's) or `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_moved_tag: Option<crate::result::MovedTag>,
+    /// Retries after the first attempt of each registry request and of each blob transfer,
+    /// for transient failures (timeouts, connection resets, HTTP 408/429/5xx). Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 20))]
+    pub retries: Option<u32>,
+    /// Copy each image's cosign signatures, attestations and SBOMs (`sha256-<digest>.sig`,
+    /// `.att`, `.sbom` tags) and its OCI referrers along with it. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<bool>,
 }
 
 /// The most retries `retries` / `--retries` accept.
@@ -191,6 +209,25 @@ impl ChartMirrorSpec {
         }
         if self.concurrency == Some(0) {
             push(Field::Spec("concurrency"), "must be at least 1".into());
+        }
+        match self.per_host_concurrency {
+            Some(0) => push(
+                Field::Spec("perHostConcurrency"),
+                "must be at least 1".into(),
+            ),
+            Some(n) if n > 256 => push(
+                Field::Spec("perHostConcurrency"),
+                format!("must be at most 256, found {n}"),
+            ),
+            _ => {}
+        }
+        if let Some(n) = self.retries
+            && n > MAX_RETRIES
+        {
+            push(
+                Field::Spec("retries"),
+                format!("must be at most {MAX_RETRIES}, found {n}"),
+            );
         }
         if self.charts_only && self.images_only {
             push(

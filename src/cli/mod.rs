@@ -141,15 +141,16 @@ pub struct MirrorArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
     /// Image copies in flight per source registry host, within --concurrency
-    /// [default: no per-host limit].
+    /// [default: a ChartMirror config's spec.perHostConcurrency, else no per-host limit].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub per_host_concurrency: Option<u32>,
-    /// When a source tag now points elsewhere than the target tag mirrored before.
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = crate::result::MovedTag::Overwrite)]
-    pub on_moved_tag: crate::result::MovedTag,
+    /// When a source tag now points elsewhere than the target tag mirrored before
+    /// [default: a ChartMirror config's spec.onMovedTag, else overwrite].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_moved_tag: Option<crate::result::MovedTag>,
     /// Retries after the first attempt of each registry request and each blob transfer, for
     /// transient failures (timeouts, connection resets, HTTP 408/429/5xx); 0 tries once
-    /// [default: 4].
+    /// [default: a ChartMirror config's spec.retries, else 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::spec::MAX_RETRIES)))]
     pub retries: Option<u32>,
     /// Do not copy images' cosign signatures, attestations and SBOMs (sha256-<digest>.sig,
@@ -287,8 +288,8 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         charts_only: args.charts_only || spec.charts_only,
         images_only: args.images_only || spec.images_only,
         concurrency: args.concurrency as usize,
-        on_moved_tag: args.on_moved_tag,
-        signatures: !args.no_signatures,
+        on_moved_tag: args.on_moved_tag.or(spec.on_moved_tag).unwrap_or_default(),
+        signatures: !args.no_signatures && spec.signatures.unwrap_or(true),
         spec,
     };
     let target = match pipeline::validate(&req) {
@@ -305,8 +306,14 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
     }
     let opts = RegistryOptions {
         insecure_hosts: insecure.into_iter().collect(),
-        per_host_copies: args.per_host_concurrency.map(|n| n as usize),
-        retries: args.retries.unwrap_or(crate::registry::DEFAULT_RETRIES),
+        per_host_copies: args
+            .per_host_concurrency
+            .or(req.spec.per_host_concurrency)
+            .map(|n| n as usize),
+        retries: args
+            .retries
+            .or(req.spec.retries)
+            .unwrap_or(crate::registry::DEFAULT_RETRIES),
         rate_limit_max_pause: args.rate_limit_max_pause,
         ..Default::default()
     };

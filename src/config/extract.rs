@@ -2,6 +2,7 @@
 
 use super::yaml::{self, Node, Pos, Value};
 use super::{ConfigForm, Problem};
+use crate::result::MovedTag;
 use crate::spec::{
     ChartMirrorSpec, Field, LocalObjectReference, SourceType, TargetSpec, UpstreamSpec,
 };
@@ -26,6 +27,10 @@ const CRD_SPEC_KEYS: &[&str] = &[
     "concurrency",
     "chartsOnly",
     "imagesOnly",
+    "perHostConcurrency",
+    "onMovedTag",
+    "retries",
+    "signatures",
 ];
 const CRD_TARGET_KEYS: &[&str] = &[
     "url",
@@ -181,6 +186,31 @@ impl Extract {
                     join(path, key),
                     node.pos,
                     format!("expected a whole number, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    /// `true`/`false`, or `None` when absent or null.
+    fn opt_boolean(&mut self, entries: &[(String, Node)], key: &str, path: &str) -> Option<bool> {
+        find(entries, key)
+            .filter(|n| !n.is_null())
+            .map(|_| self.boolean(entries, key, path))
+    }
+
+    fn moved_tag(&mut self, entries: &[(String, Node)], path: &str) -> Option<MovedTag> {
+        let node = find(entries, "onMovedTag")?;
+        let text = self.opt_string(entries, "onMovedTag", path)?;
+        match text.as_str() {
+            "overwrite" => Some(MovedTag::Overwrite),
+            "skip" => Some(MovedTag::Skip),
+            "fail" => Some(MovedTag::Fail),
+            other => {
+                self.problem(
+                    join(path, "onMovedTag"),
+                    node.pos,
+                    format!("expected one of overwrite, skip, fail; found {other:?}"),
                 );
                 None
             }
@@ -521,6 +551,10 @@ impl Extract {
             concurrency: self.number(spec, "concurrency", "spec"),
             charts_only: self.boolean(spec, "chartsOnly", "spec"),
             images_only: self.boolean(spec, "imagesOnly", "spec"),
+            per_host_concurrency: self.number(spec, "perHostConcurrency", "spec"),
+            on_moved_tag: self.moved_tag(spec, "spec"),
+            retries: self.number(spec, "retries", "spec"),
+            signatures: self.opt_boolean(spec, "signatures", "spec"),
             target: target.unwrap_or_default(),
             upstreams,
         };

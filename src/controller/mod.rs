@@ -121,6 +121,8 @@ impl Context {
     fn env_for(&self, cm: &ChartMirror, material: secrets::SecretMaterial) -> Result<Env, String> {
         let mut opts = RegistryOptions {
             observer: Some(self.metrics.clone()),
+            per_host_copies: cm.spec.per_host_concurrency.map(|n| n as usize),
+            retries: cm.spec.retries.unwrap_or(crate::registry::DEFAULT_RETRIES),
             ..Default::default()
         };
         opts.insecure_hosts

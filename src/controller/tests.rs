@@ -550,3 +550,83 @@ async fn credentials_come_from_the_referenced_secret_and_stay_out_of_status() {
         "a secret reached the API"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_s_copy_options_reach_the_run() {
+    let f = fixture().await;
+    let signed = images::signed_image(f.src.addr(), "signed/app", "1.0", 900, true)
+        .await
+        .unwrap();
+    let mut cm = f.mirror(1, &["1.0.0"], &[signed.image.reference(f.src.addr())]);
+    cm.spec.signatures = Some(false);
+    cm.spec.retries = Some(0);
+    cm.spec.per_host_concurrency = Some(1);
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+    let env = ctx
+        .env_for(&cm, secrets::SecretMaterial::default())
+        .unwrap();
+    let opts = env.registries.options();
+    assert_eq!((opts.retries, opts.per_host_copies), (0, Some(1)));
+
+    let sig_tag = images::digest_tag(&signed.image.digest, ".sig");
+    let at_target = |reference: String| {
+        let dst = f.dst.addr().to_string();
+        async move {
+            crate::testkit::oci::manifest_digest(&dst, "m/signed/app", &reference)
+                .await
+                .unwrap()
+        }
+    };
+    let run = |cm: ChartMirror| {
+        let ctx = ctx.clone();
+        async move {
+            reconcile(Arc::new(cm), ctx.clone()).await.unwrap();
+            ctx.executor.wait("uid-1").await;
+        }
+    };
+    run(cm.clone()).await;
+    assert_eq!(
+        at_target("1.0".into()).await,
+        Some(signed.image.digest.clone())
+    );
+    assert_eq!(at_target(sig_tag.clone()).await, None, "signatures: false");
+
+    // Signatures travel by default.
+    let cm = with_status(cm, &api.take());
+    let mut cm2 = cm.clone();
+    cm2.spec.signatures = None;
+    cm2.metadata.generation = Some(2);
+    run(cm2.clone()).await;
+    assert_eq!(at_target(sig_tag).await, Some(signed.sig.clone()));
+
+    // onMovedTag: skip keeps what the target has when the source tag moves.
+    let moved = images::image(
+        f.src.addr(),
+        "signed/app",
+        "1.0",
+        &[4242],
+        512,
+        false,
+        "amd64",
+    )
+    .await
+    .unwrap();
+    assert_ne!(moved.digest, signed.image.digest);
+    let mut cm3 = with_status(cm2, &api.take());
+    cm3.spec.on_moved_tag = Some(crate::result::MovedTag::Skip);
+    cm3.metadata.generation = Some(3);
+    run(cm3).await;
+    assert_eq!(
+        at_target("1.0".into()).await,
+        Some(signed.image.digest.clone())
+    );
+    let snapshot = ctx.executor.snapshot("uid-1").unwrap();
+    assert_eq!(snapshot.key.generation, 3);
+    let Some((_, Outcome::Report(report))) = snapshot.finished else {
+        panic!("the run did not finish with a report: {snapshot:?}")
+    };
+    let image = &report.charts[0].versions[0].images[0];
+    assert_eq!(image.status, crate::result::ImageStatus::Skipped);
+    assert_eq!(image.previous_digest, Some(signed.image.digest.clone()));
+}

@@ -34,7 +34,7 @@ fn schema() -> Value {
 }
 
 /// The OpenAPI checks an apiserver makes that CEL does not: types, required fields,
-/// patterns, enums, minimums. Returns the first violation.
+/// patterns, enums, minimums and maximums. Returns the first violation.
 fn structural(schema: &Value, v: &Value, at: &str) -> Result<(), String> {
     if v.is_null() && schema["nullable"] == true {
         return Ok(());
@@ -75,6 +75,11 @@ fn structural(schema: &Value, v: &Value, at: &str) -> Result<(), String> {
         && n < min
     {
         return Err(format!("{at}: below {min}"));
+    }
+    if let (Some(max), Some(n)) = (schema["maximum"].as_f64(), v.as_f64())
+        && n > max
+    {
+        return Err(format!("{at}: above {max}"));
     }
     if let Some(req) = schema["required"].as_array() {
         for r in req {
@@ -193,6 +198,19 @@ fn the_schema_rejects_bad_specs() {
         (
             "zero concurrency",
             Box::new(|s| s["concurrency"] = json!(0)),
+        ),
+        (
+            "zero per-host concurrency",
+            Box::new(|s| s["perHostConcurrency"] = json!(0)),
+        ),
+        ("too many retries", Box::new(|s| s["retries"] = json!(21))),
+        (
+            "unknown moved-tag policy",
+            Box::new(|s| s["onMovedTag"] = json!("replace")),
+        ),
+        (
+            "signatures as text",
+            Box::new(|s| s["signatures"] = json!("yes")),
         ),
         (
             "missing target",

@@ -72,8 +72,8 @@ impl MirrorRequest {
             only: None,
             versions: Vec::new(),
             dry_run: false,
-            on_moved_tag: MovedTag::default(),
-            signatures: true,
+            on_moved_tag: spec.on_moved_tag.unwrap_or_default(),
+            signatures: spec.signatures.unwrap_or(true),
             spec,
         }
     }

@@ -169,4 +169,35 @@ mod tests {
             "ns/charts/a"
         );
     }
+
+    #[test]
+    fn a_chartmirror_s_copy_options_reach_the_request() {
+        let manifest = |extra: &str| {
+            format!(
+                "apiVersion: lazyoci.io/v1alpha1\nkind: ChartMirror\nmetadata: {{name: m}}\nspec:\n{extra}  target: {{url: r.io}}\n  upstreams:\n    - {{name: a, type: repo, repo: 'https://x.io', chart: a, versions: ['1']}}\n"
+            )
+        };
+        let parse = |text: &str| {
+            crate::config::parse(text.as_bytes(), std::path::Path::new("/"))
+                .unwrap()
+                .0
+        };
+        let spec = parse(&manifest(
+            "  perHostConcurrency: 2\n  onMovedTag: fail\n  retries: 0\n  signatures: false\n",
+        ));
+        assert_eq!(
+            (spec.per_host_concurrency, spec.retries),
+            (Some(2), Some(0))
+        );
+        let req = MirrorRequest::all(spec);
+        assert_eq!(req.on_moved_tag, crate::result::MovedTag::Fail);
+        assert!(!req.signatures);
+        let req = MirrorRequest::all(parse(&manifest("")));
+        assert_eq!(req.on_moved_tag, crate::result::MovedTag::Overwrite);
+        assert!(req.signatures, "signatures travel by default");
+        assert_eq!(
+            (req.spec.per_host_concurrency, req.spec.retries),
+            (None, None)
+        );
+    }
 }

@@ -127,7 +127,7 @@ async fn signatures_attestations_and_referrers_travel_with_their_image() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signatures_can_be_turned_off() {
+async fn signatures_can_be_turned_off_by_flag_and_by_spec() {
     let w = world().await;
     let s = signed_image(w.src_host(), "signed/app", "1.0", 600, true)
         .await
@@ -149,6 +149,16 @@ async fn signatures_can_be_turned_off() {
             + w.src.requests("GET", "/referrers/").len()
     };
     assert_eq!(asked(&w), 0, "--no-signatures still looked for signatures");
+
+    w.config("chartmirror.yaml", &format!("apiVersion: lazyoci.io/v1alpha1\nkind: ChartMirror\nmetadata: {{name: m}}\nspec:\n  signatures: false\n  target: {{url: {}/t, insecure: true}}\n  upstreams:\n    - {{name: signed, type: local, path: charts/signed, chart: signed, versions: [\"1.0.0\"]}}\n", w.dst.addr()));
+    let run = w.run(&["mirror", "--all", "-c", "chartmirror.yaml", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(at_target(&w, &s).await, none);
+    assert_eq!(
+        asked(&w),
+        0,
+        "spec.signatures: false still looked for signatures"
+    );
 
     // The default brings them over: what kept them out above was the switch.
     let run = w.run(&["mirror", "--all", "-o", "json"]);
