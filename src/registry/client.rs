@@ -34,8 +34,9 @@ pub struct RegistryClient {
     pub(super) auth: Mutex<AuthState>,
     pub(super) opts: Arc<RegistryOptions>,
     pub(super) pauses: Arc<Pauses>,
-    /// Set once the registry answered the referrers API with a 4xx.
-    pub(super) no_referrers_api: std::sync::atomic::AtomicBool,
+    /// Whether the registry offers the referrers API, once known (the first probe holds
+    /// the lock, so concurrent images ask once).
+    pub(super) referrers_api: Mutex<Option<bool>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -76,7 +77,7 @@ impl RegistryClient {
             auth: Mutex::new(AuthState::default()),
             opts,
             pauses,
-            no_referrers_api: Default::default(),
+            referrers_api: Mutex::new(None),
         }
     }
 

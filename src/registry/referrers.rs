@@ -3,8 +3,6 @@
 //! it, through the referrers tag schema (a `sha256-<hex>` tag holding an index of referrer
 //! descriptors). IO.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -94,19 +92,44 @@ pub fn merge_index(existing: Option<&[u8]>, add: &[Referrer]) -> Result<Option<B
 
 impl RegistryClient {
     /// The referrers of `digest` from the OCI referrers API, or `None` when the registry does
-    /// not offer the API (any 4xx answer; remembered for the host, so it is asked once).
+    /// not offer the API (any 4xx answer; remembered for the host, so it is asked once; a
+    /// 401/403 counts as no API but is not remembered).
     pub async fn referrers_api(
         &self,
         repo: &str,
         digest: &str,
     ) -> Result<Option<Vec<Referrer>>, RegistryError> {
-        if self.no_referrers_api.load(Ordering::Relaxed) {
-            return Ok(None);
+        // Until the first answer, probes take turns; after it, nothing waits.
+        let mut known = self.referrers_api.lock().await;
+        match *known {
+            Some(false) => return Ok(None),
+            Some(true) => drop(known),
+            None => {
+                let answer = self.ask_referrers_api(repo, digest).await;
+                match &answer {
+                    Ok(list) => *known = Some(list.is_some()),
+                    // Some registries refuse unknown endpoints with 401/403: no API, then.
+                    Err(RegistryError::Auth { .. }) => return Ok(None),
+                    Err(_) => {}
+                }
+                return answer;
+            }
         }
+        match self.ask_referrers_api(repo, digest).await {
+            Err(RegistryError::Auth { .. }) => Ok(None),
+            r => r,
+        }
+    }
+
+    async fn ask_referrers_api(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<Referrer>>, RegistryError> {
         let url = self.url(&format!("{repo}/referrers/{digest}"));
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(manifest::OCI_INDEX));
-        let resp = match self
+        let resp = self
             .send(
                 Method::GET,
                 &url,
@@ -115,15 +138,9 @@ impl RegistryClient {
                 None,
                 self.opts.request_timeout,
             )
-            .await
-        {
-            // Some registries refuse unknown endpoints with 401/403: no API, then.
-            Err(RegistryError::Auth { .. }) => return Ok(None),
-            r => r?,
-        };
+            .await?;
         let status = resp.status();
         if status.is_client_error() {
-            self.no_referrers_api.store(true, Ordering::Relaxed);
             return Ok(None);
         }
         let body = read_limited(resp, manifest::MAX_MANIFEST_BYTES)

@@ -150,6 +150,7 @@ async fn a_second_run_skips_everything_with_reads_only() {
     assert_eq!(w.run(&["mirror", "--all"]).code, 0);
     let writes_before = w.dst_writes().len();
     let blob_gets_before = w.src.requests("GET", "/blobs/").len();
+    let probes_before = w.src.requests("GET", "/referrers/").len();
 
     let run = w.run(&["mirror", "--all"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -182,6 +183,13 @@ async fn a_second_run_skips_everything_with_reads_only() {
         w.src.requests("GET", "/blobs/").len(),
         blob_gets_before,
         "the no-op run downloaded blobs"
+    );
+    // Signatures are looked for with HEADs; the referrers API is asked once per source
+    // host, even with 4 images in flight.
+    assert_eq!(
+        w.src.requests("GET", "/referrers/").len(),
+        probes_before + 1,
+        "referrers API probes"
     );
 }
 
