@@ -58,6 +58,18 @@ pub struct ImageResult {
     /// Something worth knowing (e.g. what a moved tag policy did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Where discovery found this image in this chart version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
+}
+
+/// One place an image was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The discovery source.
+    pub from: crate::spec::DiscoverySource,
+    /// Where exactly: template and field, values key, annotation entry.
+    pub at: String,
 }
 
 /// What to do when a source tag now points elsewhere than the target tag mirrored before.
@@ -96,9 +108,12 @@ pub struct VersionResult {
     /// Why images could not be discovered (e.g. helm's error when the chart does not render).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images_error: Option<String>,
-    /// Non-fatal discovery remarks.
+    /// Non-fatal discovery remarks (e.g. sources that disagree).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Images discovered but dropped by `images.exclude`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_images: Vec<String>,
     /// Images, sorted by source.
     pub images: Vec<ImageResult>,
     /// Images copied (in a dry run: that would be copied).

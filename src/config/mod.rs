@@ -233,6 +233,31 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
             u.path = Some(resolved.to_string_lossy().into_owned());
         }
     }
+    for (i, u) in spec.upstreams.iter_mut().enumerate() {
+        for entry in u.values_files.iter_mut() {
+            if !crate::pipeline::is_local_values_file(entry) {
+                continue;
+            }
+            let resolved: PathBuf = base
+                .join(&*entry)
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            if resolved.is_file() {
+                *entry = resolved.to_string_lossy().into_owned();
+            } else {
+                let (path, line) = x.locate(&Field::Upstream(i, "valuesFiles"), form);
+                x.problems.push(Problem {
+                    path,
+                    line,
+                    message: format!(
+                        "{} is not a file; paths starting with ./, ../ or / are relative to the config file, other names are files inside the chart",
+                        resolved.display()
+                    ),
+                });
+            }
+        }
+    }
     x.problems.sort_by_key(|p| p.line);
     if x.problems.is_empty() {
         Ok((spec, form))

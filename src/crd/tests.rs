@@ -228,6 +228,7 @@ fn version(
         note: None,
         images_error: images_error.map(String::from),
         warnings: vec![],
+        excluded_images: vec![],
         images,
         images_copied: 0,
         images_skipped: 0,
@@ -247,6 +248,7 @@ fn image(src: &str, status: ImageStatus) -> ImageResult {
         error: (status == ImageStatus::Failed).then(|| "boom".repeat(400)),
         previous_digest: None,
         note: None,
+        provenance: vec![],
     }
 }
 
