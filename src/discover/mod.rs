@@ -155,11 +155,18 @@ pub fn assemble(findings: Findings, selection: &Selection, mut warnings: Vec<Str
             && f.is_some()
             && selection.counts(*s)
     });
+    // Values images written without a registry, whose registry the templates may add.
+    let mut implicit: std::collections::BTreeSet<String> = Default::default();
     for (source, found) in sets {
         let Some(found) = found.filter(|_| selection.counts(source)) else {
             continue;
         };
         for f in found {
+            if source == DiscoverySource::Values && !names_registry(&f.raw) {
+                if let Ok(r) = ImageRef::parse(&f.raw) {
+                    implicit.insert(r.to_string());
+                }
+            }
             let image = match ImageRef::parse(&f.raw) {
                 Ok(r) => r,
                 Err(e) => {
@@ -187,6 +194,7 @@ pub fn assemble(findings: Findings, selection: &Selection, mut warnings: Vec<Str
             }
         }
     }
+    fold_implicit_registries(&mut by_ref, &implicit);
     let all: Vec<DiscoveredImage> = by_ref
         .into_values()
         .map(|mut d| {
@@ -207,6 +215,50 @@ pub fn assemble(findings: Findings, selection: &Selection, mut warnings: Vec<Str
         images,
         excluded,
         warnings,
+    }
+}
+
+/// Whether a reference starts with a registry host (`quay.io/x`, `localhost:5000/x`).
+fn names_registry(raw: &str) -> bool {
+    match raw.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
+}
+
+/// A values image written without a registry (`repository: team/api`) that the render
+/// shows under a registry set elsewhere (`{{ .Values.registry }}/team/api:1.0`) is that
+/// rendered image, not a Docker Hub one: its provenance moves there.
+fn fold_implicit_registries(
+    by_ref: &mut BTreeMap<String, DiscoveredImage>,
+    implicit: &std::collections::BTreeSet<String>,
+) {
+    for key in implicit {
+        let Some(entry) = by_ref.get(key) else {
+            continue;
+        };
+        if entry
+            .provenance
+            .iter()
+            .any(|p| p.from != DiscoverySource::Values)
+        {
+            continue;
+        }
+        let img = entry.image.clone();
+        let target = by_ref.iter().find_map(|(k, d)| {
+            (k != key
+                && d.found_by(DiscoverySource::Rendered)
+                && d.image.repository == img.repository
+                && d.image.tag == img.tag
+                && d.image.digest == img.digest)
+                .then(|| k.clone())
+        });
+        if let Some(target) = target
+            && let Some(moved) = by_ref.remove(key)
+            && let Some(t) = by_ref.get_mut(&target)
+        {
+            t.provenance.extend(moved.provenance);
+        }
     }
 }
 
@@ -345,6 +397,29 @@ mod tests {
                 .any(|w| w.starts_with("ghcr.io/o/op:2.0 is declared"))
         );
         assert!(d.warnings.iter().any(|w| w.contains("{{ bad }}")));
+    }
+
+    #[test]
+    fn a_values_image_without_registry_joins_the_rendered_one() {
+        let found = Findings {
+            rendered: Some(vec![f(
+                "127.0.0.1:5000/team/api:1.0",
+                "t/d.yaml: Deployment/a image",
+            )]),
+            values: Some(vec![
+                f("team/api:1.0", "values of app: image"),
+                f("team/other:2", "values of app: other.image"),
+            ]),
+            ..Default::default()
+        };
+        let d = assemble(found, &Selection::default(), Vec::new());
+        let names: Vec<String> = d.images.iter().map(|i| i.image.to_string()).collect();
+        assert_eq!(
+            names,
+            ["127.0.0.1:5000/team/api:1.0", "docker.io/team/other:2"]
+        );
+        assert_eq!(d.images[0].provenance.len(), 2);
+        assert!(d.images[0].found_by(DiscoverySource::Values));
     }
 
     #[test]
