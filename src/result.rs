@@ -215,3 +215,64 @@ impl MirrorReport {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+
+/// What `lazyoci images` reports: the images of each chart version, with provenance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesReport {
+    /// Per upstream, in config order.
+    pub charts: Vec<ImagesChart>,
+}
+
+impl ImagesReport {
+    /// Whether any chart version could not be fetched or fully discovered.
+    pub fn has_failures(&self) -> bool {
+        self.charts
+            .iter()
+            .flat_map(|c| &c.versions)
+            .any(|v| v.error.is_some())
+    }
+}
+
+/// One upstream in an [`ImagesReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesChart {
+    /// Upstream key.
+    pub key: String,
+    /// Chart name.
+    pub chart: String,
+    /// Per version.
+    pub versions: Vec<ImagesVersion>,
+}
+
+/// One chart version in an [`ImagesReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesVersion {
+    /// Chart version.
+    pub version: String,
+    /// Images that would be mirrored, sorted.
+    pub images: Vec<ListedImage>,
+    /// Images found but dropped by `images.exclude`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ListedImage>,
+    /// Discovery remarks (e.g. sources that disagree).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the chart could not be fetched or a source could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One image and where it was found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedImage {
+    /// Normalised source reference.
+    pub source: String,
+    /// Where it would be mirrored to.
+    pub target: String,
+    /// Where it was found.
+    pub provenance: Vec<Provenance>,
+}

@@ -4,12 +4,17 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{Ctx, Unit};
+use futures::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, MirrorRequest, NoProgress, PipelineError, Unit, validate};
 use crate::chart::archive;
 use crate::discover::{
     Discovery, Findings, RenderInputs, Selection, annotations, manifests, tree, values,
 };
+use crate::result::{ImagesChart, ImagesReport, ImagesVersion, ListedImage};
 use crate::source::FetchedChart;
+use crate::source::repo::RepoSource;
 use crate::spec::{DiscoverySource, UpstreamSpec};
 
 /// Values files larger than this are refused.
@@ -25,6 +30,73 @@ pub(super) struct Discovered {
 /// Whether a `valuesFiles` entry names a local file rather than one inside the chart.
 pub fn is_local_values_file(entry: &str) -> bool {
     entry.starts_with("./") || entry.starts_with("../") || entry.starts_with('/')
+}
+
+/// The images of every chart version the request names, with provenance; nothing is
+/// written anywhere. What `lazyoci images` prints.
+pub async fn images(
+    req: &MirrorRequest,
+    env: &super::Env,
+    cancel: &CancellationToken,
+) -> Result<ImagesReport, PipelineError> {
+    let (target, units) = validate(req)?;
+    env.renderer.check().await?;
+    let repos = RepoSource::new(env.http.clone(), env.timeout);
+    let ctx = &Ctx {
+        req,
+        env,
+        target: &target,
+        repos: &repos,
+        progress: &NoProgress,
+        cancel,
+    };
+    let listed = |d: &crate::discover::DiscoveredImage| ListedImage {
+        source: d.image.to_string(),
+        target: d.image.remap(&target).to_string(),
+        provenance: d.provenance.clone(),
+    };
+    let jobs: Vec<_> = units
+        .iter()
+        .map(|u| {
+            async move {
+                if cancel.is_cancelled() {
+                    return (None, Some("cancelled".to_string()));
+                }
+                match ctx.fetch(u).await {
+                    Ok(fetched) => {
+                        let found = ctx.discover(u, &fetched).await;
+                        (Some(found.discovery), found.error)
+                    }
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            }
+            .boxed()
+        })
+        .collect();
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .buffered(req.concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = ImagesReport::default();
+    for (u, (discovery, error)) in units.iter().zip(results) {
+        let d = discovery.unwrap_or_default();
+        let version = ImagesVersion {
+            version: u.version.clone(),
+            images: d.images.iter().map(listed).collect(),
+            excluded: d.excluded.iter().map(listed).collect(),
+            warnings: d.warnings,
+            error,
+        };
+        match report.charts.last_mut() {
+            Some(c) if c.key == u.key => c.versions.push(version),
+            _ => report.charts.push(ImagesChart {
+                key: u.key.clone(),
+                chart: u.chart.clone(),
+                versions: vec![version],
+            }),
+        }
+    }
+    Ok(report)
 }
 
 impl Ctx<'_> {

@@ -12,7 +12,7 @@ mod events;
 mod image;
 mod plan;
 
-pub use discovery::is_local_values_file;
+pub use discovery::{images, is_local_values_file};
 pub use events::{Event, NoProgress, Progress, Unit};
 pub use plan::{plan, validate};
 
