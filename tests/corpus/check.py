@@ -14,8 +14,9 @@ For every case (a directory with expected.yaml) it:
   4. renders `helm template x CHART --skip-tests --kube-version K [--api-versions A] [-f values]`
      and greps `image:` lines (quoted keys too) - the "rendered only" baseline. Every image so
      found must be in the ground truth;
-  5. renders again, this time without --skip-tests and with tests/corpus/_verify/<case>.yaml
-     if there is one (values that switch every optional part on), and checks that every rendered image is ground truth.
+  5. renders again, this time without --skip-tests, once with each of
+     tests/corpus/_verify/<case>.yaml and <case>.<variant>.yaml if there are any (values that
+     switch optional parts on; variants for options that exclude each other), and checks that every rendered image is ground truth.
      Ground-truth images that no render produces are listed: they are the ones only
      annotations, Images.lock, values or runtime knowledge can supply.
 
@@ -23,6 +24,7 @@ Needs python3 with PyYAML and helm (v3.14+ or v4). Exit status 1 if any check fa
 """
 import argparse
 import functools
+import glob
 import http.server
 import os
 import re
@@ -211,13 +213,17 @@ def main():
                     errs.append(f"grep and YAML walk disagree: {sorted(grep ^ walked)}")
                 for i in sorted(grep - gt):
                     errs.append(f"default render has an image missing from the ground truth: {i}")
-                verify = os.path.join(VERIFY, f"{case}.yaml")
-                vfiles = ["-f", verify] if os.path.exists(verify) else []
-                vout = run([helm, "template", "x", chart, "-f", values_file, *vfiles, *common],
-                           env=env).stdout
-                allon = walk_images(vout) | grep_images(vout)
-                for i in sorted(allon - gt):
-                    errs.append(f"all-on render has an image missing from the ground truth: {i}")
+                verify = sorted(glob.glob(os.path.join(VERIFY, f"{case}.yaml"))
+                                + glob.glob(os.path.join(VERIFY, f"{case}.*.yaml"))) or [None]
+                allon = set()
+                for v in verify:
+                    vfiles = ["-f", v] if v else []
+                    vout = run([helm, "template", "x", chart, "-f", values_file, *vfiles, *common],
+                               env=env).stdout
+                    found = walk_images(vout) | grep_images(vout)
+                    for i in sorted(found - gt):
+                        errs.append(f"render with {v} has an image missing from the ground truth: {i}")
+                    allon |= found
                 no_render = sorted(gt - grep - allon)
                 rows.append((case, len(gt), len(grep & gt), len((grep | allon) & gt), no_render))
             except RuntimeError as e:
