@@ -10,7 +10,8 @@ For every case (a directory with expected.yaml) it:
      tests/corpus/_deps/*, serves them as a Helm repository on 127.0.0.1 and substitutes the
      placeholders with that URL, then runs `helm dependency build` (helm resolves ranges and
      honours Chart.lock itself);
-  3. runs `helm lint` (with the case's values);
+  3. runs `helm lint` (with the case's values) and checks that every image the chart's and its
+     subcharts' annotations and Images.lock name is in images or notImages;
   4. renders `helm template x CHART --skip-tests --kube-version K [--api-versions A] [-f values]`
      and greps `image:` lines (quoted keys too) - the "rendered only" baseline. Every image so
      found must be in the ground truth;
@@ -33,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 
@@ -142,6 +144,33 @@ def fix_lock_digest(chart):
     open(lock_path, "w").write(text.replace(lock["digest"], new))
 
 
+def declared_images(chart):
+    """(where, ref) for every image named by the chart's and its subcharts' annotations
+    (artifacthub.io/images, helm.sh/images, images) and Images.lock files."""
+    out = []
+
+    def from_chart_yaml(where, text):
+        ann = (yaml.safe_load(text) or {}).get("annotations") or {}
+        for key in ("artifacthub.io/images", "helm.sh/images", "images"):
+            for item in yaml.safe_load(ann.get(key) or "[]") or []:
+                out.append((f"{where} {key}", item["image"]))
+
+    for root, _, files in os.walk(chart):
+        rel = os.path.relpath(root, chart)
+        if "Chart.yaml" in files:
+            from_chart_yaml(f"{rel}/Chart.yaml", open(os.path.join(root, "Chart.yaml")).read())
+        if "Images.lock" in files:
+            for item in yaml.safe_load(open(os.path.join(root, "Images.lock")))["images"]:
+                out.append((f"{rel}/Images.lock", item["image"]))
+        for f in files:
+            if f.endswith(".tgz"):
+                with tarfile.open(os.path.join(root, f)) as tar:
+                    for m in tar.getmembers():
+                        if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"):
+                            from_chart_yaml(f"{rel}/{f}:{m.name}", tar.extractfile(m).read().decode())
+    return out
+
+
 class Repo:
     """The _deps charts, packaged and served as a Helm repository on loopback."""
 
@@ -241,6 +270,9 @@ def main():
                     errs.append("helm lint failed:\n" + lint.stdout + lint.stderr)
                 out = run([helm, "template", "x", chart, "--skip-tests", "-f", values_file, *common],
                           env=env).stdout
+                for where, ref in declared_images(chart):
+                    if ref not in gt and ref not in nots:
+                        errs.append(f"{where} declares {ref}, in neither images nor notImages")
                 if exp.get("values"):
                     bare = run([helm, "template", "x", chart, "--skip-tests", *common], env=env,
                                check=False)
