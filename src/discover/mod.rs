@@ -202,9 +202,14 @@ pub fn assemble(findings: Findings, selection: &Selection, mut warnings: Vec<Str
             d
         })
         .collect();
-    if produced_ran {
-        warnings.extend(disagreements(&all));
-    }
+    let all = drop_guessed_tags(all);
+    let all = if produced_ran {
+        let (kept, w) = disagreements(all);
+        warnings.extend(w);
+        kept
+    } else {
+        all
+    };
     let (excluded, images): (Vec<_>, Vec<_>) = all.into_iter().partition(|d| {
         let s = d.image.to_string();
         selection.exclude.iter().any(|x| x.is_match(&s))
@@ -262,14 +267,41 @@ fn fold_implicit_registries(
     }
 }
 
+/// Values images whose tag is only the appVersion guess give way to any other source's
+/// image of the same repository (the template default or the declared tag is right).
+fn drop_guessed_tags(all: Vec<DiscoveredImage>) -> Vec<DiscoveredImage> {
+    let guessed_only = |d: &DiscoveredImage| {
+        d.provenance
+            .iter()
+            .all(|p| p.from == DiscoverySource::Values && p.at.ends_with(values::APP_VERSION_TAG))
+    };
+    let keep: Vec<bool> = all
+        .iter()
+        .map(|d| {
+            !guessed_only(d)
+                || !all.iter().any(|o| {
+                    !guessed_only(o)
+                        && o.image.registry == d.image.registry
+                        && o.image.repository == d.image.repository
+                })
+        })
+        .collect();
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(d, k)| k.then_some(d))
+        .collect()
+}
+
 /// Images the chart declares (annotations, Images.lock) that neither the render nor the
-/// values produce, and declared tags that differ from the ones used.
-fn disagreements(all: &[DiscoveredImage]) -> Vec<String> {
+/// values produce: kept with a warning, or, when the chart uses another tag of the same
+/// repository, dropped with a warning (a stale declaration; the render is what installs).
+fn disagreements(all: Vec<DiscoveredImage>) -> (Vec<DiscoveredImage>, Vec<String>) {
     let produced = |d: &DiscoveredImage| {
         d.found_by(DiscoverySource::Rendered) || d.found_by(DiscoverySource::Values)
     };
     let mut out = Vec::new();
-    for d in all {
+    let mut stale = std::collections::BTreeSet::new();
+    for d in &all {
         let declared = d.provenance.iter().find(|p| {
             matches!(
                 p.from,
@@ -296,14 +328,16 @@ fn disagreements(all: &[DiscoveredImage]) -> Vec<String> {
                 .map(|p| p.at.as_str())
                 .unwrap_or_default();
             out.push(format!(
-                "sources disagree on {}/{}: {} declares {}, but {} uses {}; both are mirrored",
+                "sources disagree on {}/{}: {} declares {}, but {} uses {}; mirroring {} (add the other to images.extra if it is needed)",
                 d.image.registry,
                 d.image.repository,
                 declared.at,
                 d.image.reference(),
                 used,
+                o.image.reference(),
                 o.image.reference()
             ));
+            stale.insert(d.image.to_string());
         } else {
             out.push(format!(
                 "{} is declared in {} but neither the rendered manifests nor the values use it; it is mirrored anyway (images.exclude drops it if it is stale)",
@@ -311,7 +345,11 @@ fn disagreements(all: &[DiscoveredImage]) -> Vec<String> {
             ));
         }
     }
-    out
+    let kept = all
+        .into_iter()
+        .filter(|d| !stale.contains(&d.image.to_string()))
+        .collect();
+    (kept, out)
 }
 
 #[cfg(test)]
@@ -367,7 +405,6 @@ mod tests {
             [
                 "docker.io/library/nginx:1.25",
                 "ghcr.io/o/op:2.0",
-                "quay.io/x/exporter:1.0",
                 "quay.io/x/exporter:1.1",
                 "registry.k8s.io/pause:3.10",
             ]
@@ -389,7 +426,8 @@ mod tests {
                 .iter()
                 .any(|w| w.starts_with("sources disagree on quay.io/x/exporter")
                     && w.contains("declares 1.0")
-                    && w.contains("uses 1.1"))
+                    && w.contains("uses 1.1")
+                    && w.contains("mirroring 1.1"))
         );
         assert!(
             d.warnings

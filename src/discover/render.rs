@@ -1,8 +1,8 @@
 //! Rendering a chart with the real `helm template`. Runs a subprocess.
 //!
-//! Hooks are kept (they carry images), test templates are skipped. helm runs with its
-//! cache, config and data homes in lazyoci's own directory, so the user's helm setup is
-//! neither read nor changed.
+//! Hooks are kept and so are helm-test pods: an air-gapped `helm test` needs their images
+//! too. helm runs with its cache, config and data homes in lazyoci's own directory, so the
+//! user's helm setup is neither read nor changed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -145,7 +145,6 @@ impl Renderer {
             .map_err(|e| RenderError::Io(e.to_string()))?;
         let mut cmd = self.command(scratch.path());
         cmd.arg("template").arg(release).arg(&chart).args([
-            "--skip-tests",
             "--namespace",
             "default",
             "--kube-version",

@@ -133,10 +133,11 @@ fn walk(
     let at = |p: &str| format!("values of {}: {p}", ctx.label);
     match v {
         Value::Object(map) => {
-            if let Some(image) = from_map(map, key, ctx) {
+            if let Some((image, guessed)) = from_map(map, key, ctx) {
+                let suffix = if guessed { APP_VERSION_TAG } else { "" };
                 out.push(Found {
                     raw: image,
-                    at: at(path),
+                    at: format!("{}{suffix}", at(path)),
                 });
                 return;
             }
@@ -162,10 +163,16 @@ fn walk(
                 );
             }
         }
-        Value::String(s) if string_is_image(key, parent, s) => out.push(Found {
-            raw: s.trim().to_string(),
-            at: at(path),
-        }),
+        Value::String(s) => {
+            if let Some(s) = expand(s.trim(), ctx.app_version.as_deref())
+                && string_is_image(key, parent, &s)
+            {
+                out.push(Found {
+                    raw: s,
+                    at: at(path),
+                });
+            }
+        }
         _ => {}
     }
 }
@@ -201,39 +208,87 @@ fn string_is_image(key: &str, parent: &str, s: &str) -> bool {
     (direct || near) && !not_a_reference_key(key) && crate::reference::ImageRef::parse(s).is_ok()
 }
 
+/// The text of a scalar value; `None` when empty or absent.
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() && !s.contains("{{") => Some(s.trim().into()),
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().into()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
-/// A reference from an image map (`registry`/`repository`/`tag`/`digest`), if `map` is one.
-fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<String> {
-    let repository = text(map.get("repository"))?;
+/// Expand `{{ .Chart.AppVersion }}` (charts pass such values through `tpl`); `None` when
+/// any other template is left, since its value cannot be known without rendering.
+fn expand(s: &str, app_version: Option<&str>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let end = rest[start..].find("}}")? + start;
+        let inner: String = rest[start + 2..end]
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        if inner != ".Chart.AppVersion" && inner != "$.Chart.AppVersion" {
+            return None;
+        }
+        out.push_str(&rest[..start]);
+        out.push_str(app_version?);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Appended to where a values image was found when its tag is the appVersion because the
+/// map has none: a guess that a declared tag for the same repository overrides.
+pub const APP_VERSION_TAG: &str = " (no tag: appVersion assumed)";
+
+/// A reference from an image map (`registry`/`repository`/`tag`/`digest`), if `map` is one,
+/// and whether its tag is the appVersion guess.
+fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, bool)> {
+    let app = ctx.app_version.as_deref();
+    // Ok(None): absent; Err: a template that cannot be evaluated here.
+    let field = |k: &str| -> Result<Option<String>, ()> {
+        match text(map.get(k)) {
+            Some(t) => expand(&t, app).map(Some).ok_or(()),
+            None => Ok(None),
+        }
+    };
+    // `repository`, or `image` next to `registry` (ingress-nginx's layout).
+    let repository = match field("repository").ok()? {
+        Some(r) => r,
+        None if map.contains_key("registry") || map.contains_key("tag") => {
+            field("image").ok()??
+        }
+        None => return None,
+    };
     if repository.contains("://") || repository.contains(char::is_whitespace) {
         return None;
     }
     if !(image_like(key) || map.contains_key("tag") || map.contains_key("digest")) {
         return None;
     }
-    let registry = text(map.get("registry")).or_else(|| ctx.global_registry.clone());
+    let registry = field("registry")
+        .ok()?
+        .or_else(|| ctx.global_registry.clone());
     let mut r = match registry {
         Some(reg) if !repository.starts_with(&format!("{reg}/")) => format!("{reg}/{repository}"),
         _ => repository,
     };
-    let digest = text(map.get("digest"));
+    let digest = field("digest").ok()?;
     // Without a tag, the usual templates use the appVersion, unless a digest pins it.
-    let tag = text(map.get("tag"))
-        .or_else(|| digest.is_none().then(|| ctx.app_version.clone()).flatten());
+    let tag_given = field("tag").ok()?;
+    let guessed = tag_given.is_none() && digest.is_none() && ctx.app_version.is_some();
+    let tag = tag_given.or_else(|| digest.is_none().then(|| ctx.app_version.clone()).flatten());
     if let Some(t) = tag {
         r = format!("{r}:{t}");
     }
     if let Some(d) = digest {
         r = format!("{r}@{d}");
     }
-    crate::reference::ImageRef::parse(&r).ok().map(|_| r)
+    crate::reference::ImageRef::parse(&r)
+        .ok()
+        .map(|_| (r, guessed))
 }
 
 #[cfg(test)]
@@ -276,6 +331,9 @@ mod tests {
                 "git": {"repository": "https://github.com/example/repo", "ref": "main"},
                 "policy": {"image": {"pullPolicy": "IfNotPresent"}},
                 "templated": {"image": "{{ .Values.registry }}/x:1"},
+                "runner": {"image": {"registry": "registry.gitlab.com", "repository": "org/runner", "tag": "alpine-v{{.Chart.AppVersion}}"}},
+                "helper": {"image": {"repository": "org/helper", "tag": "{{ .Values.x }}"}},
+                "controller": {"image": {"registry": "registry.k8s.io", "image": "ingress-nginx/controller", "tag": "v1.10.0", "digestChroot": "sha256:x"}},
                 "imageTag": "1.2.3",
                 "imageRegistry": "docker.io",
                 "extraImages": ["ghcr.io/x/tool:v2"]
@@ -293,10 +351,15 @@ mod tests {
                 "ghcr.io/x/tool:v2",
                 "quay.io/prom/reloader:v0.72.0",
                 "quay.io/x/exporter:2.1.0",
+                "registry.gitlab.com/org/runner:alpine-v2.1.0",
+                "registry.k8s.io/ingress-nginx/controller:v1.10.0",
             ]
         );
         let metrics = got.iter().find(|f| f.raw.contains("exporter")).unwrap();
-        assert_eq!(metrics.at, "values of app: metrics.image");
+        assert_eq!(
+            metrics.at,
+            format!("values of app: metrics.image{APP_VERSION_TAG}")
+        );
     }
 
     #[test]

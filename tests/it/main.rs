@@ -5,6 +5,7 @@
 mod bad_configs;
 mod cluster;
 mod common;
+mod corpus;
 mod errors;
 mod faults;
 mod hostile;
