@@ -97,7 +97,8 @@ impl ImagesSpec {
         for x in &self.exclude {
             if let Err(err) = regex::Regex::new(x) {
                 let first = err.to_string();
-                let detail = first.lines().last().unwrap_or_default().trim().to_string();
+                let last = first.lines().last().unwrap_or_default().trim();
+                let detail = last.strip_prefix("error: ").unwrap_or(last).to_string();
                 out.push((
                     "exclude",
                     format!("{x:?} is not a regular expression: {detail}"),
