@@ -450,6 +450,20 @@ impl Ctx<'_> {
             unit: i,
             count: d.images.len(),
         });
+        for w in &vr.warnings {
+            self.progress.event(Event::ImagesRemark {
+                unit: i,
+                label: "Warning",
+                text: w.clone(),
+            });
+        }
+        for x in &vr.excluded_images {
+            self.progress.event(Event::ImagesRemark {
+                unit: i,
+                label: "Excluded",
+                text: format!("{x} (images.exclude)"),
+            });
+        }
         (vr, d.images)
     }
 

@@ -11,7 +11,8 @@ use crate::common::{World, world};
 /// - the worker: rendered only with the in-chart `values-prod.yaml`;
 /// - an exporter switched off by default: only the values scan finds it;
 /// - an operand the operator starts at runtime: only the annotation declares it;
-/// - nginx: rendered, then excluded; redis: an extra.
+/// - nginx: rendered, then excluded; redis: an extra;
+/// - a stale annotation entry for the worker (0.9, while the chart runs 1.0).
 fn write_chart(w: &World) -> std::path::PathBuf {
     let src = w.src_host();
     let dir = w.path("charts/full");
@@ -20,7 +21,7 @@ fn write_chart(w: &World) -> std::path::PathBuf {
         (
             "Chart.yaml",
             format!(
-                "apiVersion: v2\nname: full\nversion: 1.0.0\nappVersion: \"1.0\"\nkubeVersion: \">=1.30.0-0\"\nannotations:\n  artifacthub.io/images: |\n    - name: operand\n      image: {src}/team/operand:3.1\n"
+                "apiVersion: v2\nname: full\nversion: 1.0.0\nappVersion: \"1.0\"\nkubeVersion: \">=1.30.0-0\"\nannotations:\n  artifacthub.io/images: |\n    - name: operand\n      image: {src}/team/operand:3.1\n    - name: worker\n      image: {src}/team/worker:0.9\n"
             ),
         ),
         (
@@ -122,6 +123,28 @@ async fn every_source_counts_and_the_config_shapes_what_is_copied() {
         );
     }
     assert_eq!(w.dst_digest("mirror/library/nginx", "1.25").await, None);
+    assert_eq!(w.dst_digest("mirror/team/worker", "0.9").await, None);
+    let warnings = version["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("sources disagree on {src}/team/worker"))
+            && warnings.contains("declares 0.9")
+            && warnings.contains("mirroring 1.0"),
+        "{warnings}"
+    );
+    // Text output shows the same remarks.
+    let text = w.run(&["mirror", "--all", "--dry-run"]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(
+        text.stdout.contains(&format!(
+            "  Excluded: {src}/library/nginx:1.25 (images.exclude)\n"
+        )),
+        "{text:?}"
+    );
+    assert!(
+        text.stdout
+            .contains(&format!("  Warning: sources disagree on {src}/team/worker")),
+        "{text:?}"
+    );
     // The rendered worker was found by the template it came from.
     let worker = version["images"]
         .as_array()
