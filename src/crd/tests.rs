@@ -195,6 +195,18 @@ fn the_schema_rejects_bad_specs() {
             Box::new(|s| s["concurrency"] = json!(0)),
         ),
         (
+            "unknown discovery source",
+            Box::new(|s| s["images"] = json!({"sources": ["helm"]})),
+        ),
+        (
+            "no discovery source",
+            Box::new(|s| s["upstreams"][0]["images"] = json!({"sources": []})),
+        ),
+        (
+            "values that are not a mapping",
+            Box::new(|s| s["upstreams"][0]["values"] = json!(["a"])),
+        ),
+        (
             "missing target",
             Box::new(|s| {
                 s.as_object_mut()
