@@ -83,6 +83,12 @@ pub fn inspect(archive: &[u8]) -> Result<ChartMeta, ArchiveError> {
     Ok(meta)
 }
 
+/// Files read from an archive: (path relative to the chart directory, content).
+pub type ArchiveFiles = Vec<(String, Vec<u8>)>;
+
+/// Called for every regular file of an archive: path, content reader, size.
+type Visit<'a> = dyn FnMut(&str, &mut dyn Read, u64) -> Result<(), ArchiveError> + 'a;
+
 /// The files of a chart archive whose path (relative to the chart directory, e.g.
 /// `values.yaml`, `charts/redis/Chart.yaml`) `want` accepts, each at most `max_each`
 /// bytes, with every entry checked as [`inspect`] does. Returns the chart directory name
@@ -91,7 +97,7 @@ pub fn files(
     archive: &[u8],
     want: &dyn Fn(&str) -> bool,
     max_each: u64,
-) -> Result<(String, Vec<(String, Vec<u8>)>), ArchiveError> {
+) -> Result<(String, ArchiveFiles), ArchiveError> {
     let mut out = Vec::new();
     let top = walk(archive, &mut |rel, entry, size| {
         if want(rel) {
@@ -154,10 +160,7 @@ fn read_small(
 
 /// Walk every entry, refusing anything unsafe; `visit` gets each regular file's path
 /// relative to the chart directory. Returns the chart directory name.
-fn walk(
-    archive: &[u8],
-    visit: &mut dyn FnMut(&str, &mut dyn Read, u64) -> Result<(), ArchiveError>,
-) -> Result<String, ArchiveError> {
+fn walk(archive: &[u8], visit: &mut Visit<'_>) -> Result<String, ArchiveError> {
     if archive.len() > MAX_ARCHIVE_BYTES {
         return Err(ArchiveError::TooLarge(format!(
             "{} bytes compressed, the limit is {MAX_ARCHIVE_BYTES}",

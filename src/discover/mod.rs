@@ -162,10 +162,11 @@ pub fn assemble(findings: Findings, selection: &Selection, mut warnings: Vec<Str
             continue;
         };
         for f in found {
-            if source == DiscoverySource::Values && !names_registry(&f.raw) {
-                if let Ok(r) = ImageRef::parse(&f.raw) {
-                    implicit.insert(r.to_string());
-                }
+            if source == DiscoverySource::Values
+                && !names_registry(&f.raw)
+                && let Ok(r) = ImageRef::parse(&f.raw)
+            {
+                implicit.insert(r.to_string());
             }
             let image = match ImageRef::parse(&f.raw) {
                 Ok(r) => r,
