@@ -293,10 +293,11 @@ pub fn expect(meta: &ChartMeta, chart: &str, version: &str) -> Result<(), Archiv
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A gzipped tar of `entries` (full paths), for tests.
+    pub(crate) fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
             Vec::new(),
             flate2::Compression::fast(),

@@ -9,7 +9,7 @@ use super::{
     Cli, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ImagesArgs, OutputFormat, cli_env,
     default_artifact_dir, fail, output,
 };
-use crate::pipeline::{self, MirrorRequest, PipelineError};
+use crate::pipeline::{self, MirrorRequest};
 use crate::reference::ImageRef;
 use crate::result::{ImagesReport, ListedImage};
 
@@ -53,12 +53,7 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
     super::cancel_on_signals(cancel.clone());
     let report = match pipeline::images(&req, &env, &cancel).await {
         Ok(r) => r,
-        Err(
-            e @ (PipelineError::InvalidSpec(_)
-            | PipelineError::UnknownChart { .. }
-            | PipelineError::Helm(_)),
-        ) => return fail(EXIT_USAGE, e),
-        Err(e) => return fail(EXIT_FAILURES, e),
+        Err(e) => return super::pipeline_failed(e),
     };
     let mut found_why = true;
     let printed = match (&args.why, cli.output) {

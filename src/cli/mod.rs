@@ -337,6 +337,17 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
     run_and_print(cli.output, theme, &req, &env).await
 }
 
+/// Report a run that could not start: usage errors (spec, `--chart`, helm missing) exit 2,
+/// the rest 1.
+pub fn pipeline_failed(e: PipelineError) -> ExitCode {
+    match e {
+        PipelineError::InvalidSpec(_)
+        | PipelineError::UnknownChart { .. }
+        | PipelineError::Helm(_) => fail(EXIT_USAGE, e),
+        _ => fail(EXIT_FAILURES, e),
+    }
+}
+
 /// Run a request, print progress and the result, and give the exit code.
 pub async fn run_and_print(
     format: OutputFormat,
@@ -349,12 +360,7 @@ pub async fn run_and_print(
     let progress = output::TextProgress::new(theme, format != OutputFormat::Text);
     let report = match pipeline::run(req, env, &progress, &cancel).await {
         Ok(r) => r,
-        Err(
-            e @ (PipelineError::InvalidSpec(_)
-            | PipelineError::UnknownChart { .. }
-            | PipelineError::Helm(_)),
-        ) => return fail(EXIT_USAGE, e),
-        Err(e) => return fail(EXIT_FAILURES, e),
+        Err(e) => return pipeline_failed(e),
     };
     let printed = match format {
         OutputFormat::Text => output::print_summary(&report, theme),

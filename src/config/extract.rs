@@ -644,6 +644,14 @@ impl Extract {
         self.problems.is_empty().then_some(spec_out)
     }
 
+    /// The key and node of the upstream at index `i`, as read.
+    fn upstream_node(&self, i: usize) -> (&str, Option<&Node>) {
+        match self.upstream_nodes.get(i) {
+            Some((key, node)) => (key.as_str(), Some(node)),
+            None => ("", None),
+        }
+    }
+
     /// Key path and line of a semantic problem, in the naming of the file's form.
     pub(super) fn locate(&self, field: &Field, form: ConfigForm) -> (String, usize) {
         let crd = form == ConfigForm::ChartMirror;
@@ -665,10 +673,7 @@ impl Extract {
                 (format!("spec.{f}"), line_of(spec_node, f))
             }
             Field::Upstream(i, f) => {
-                let (key, node) = match self.upstream_nodes.get(*i) {
-                    Some((key, node)) => (key.as_str(), Some(node)),
-                    None => ("", None),
-                };
+                let (key, node) = self.upstream_node(*i);
                 let path = if crd {
                     format!("spec.upstreams[{i}].{f}")
                 } else {
@@ -684,10 +689,7 @@ impl Extract {
                     ),
                     None => ("images".to_string(), self.root_node.as_ref()),
                     Some(i) => {
-                        let (key, node) = match self.upstream_nodes.get(*i) {
-                            Some((key, node)) => (key.as_str(), Some(node)),
-                            None => ("", None),
-                        };
+                        let (key, node) = self.upstream_node(*i);
                         let path = if crd {
                             format!("spec.upstreams[{i}].images")
                         } else {

@@ -213,12 +213,7 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         let Some(p) = u.path.as_deref().filter(|p| !p.is_empty()) else {
             continue;
         };
-        // Drop `.` components so messages and the stored path read cleanly.
-        let resolved: PathBuf = base
-            .join(p)
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
+        let resolved = resolve(base, p);
         if !resolved.join("Chart.yaml").is_file() {
             let (path, line) = x.locate(&Field::Upstream(i, "path"), form);
             x.problems.push(Problem {
@@ -238,11 +233,7 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
             if !crate::pipeline::is_local_values_file(entry) {
                 continue;
             }
-            let resolved: PathBuf = base
-                .join(&*entry)
-                .components()
-                .filter(|c| !matches!(c, std::path::Component::CurDir))
-                .collect();
+            let resolved = resolve(base, entry);
             if resolved.is_file() {
                 *entry = resolved.to_string_lossy().into_owned();
             } else {
@@ -264,6 +255,15 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
     } else {
         Err(x.problems)
     }
+}
+
+/// `path` relative to the config file's directory, without `.` components (so messages and
+/// the stored path read cleanly).
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    base.join(path)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 #[cfg(test)]

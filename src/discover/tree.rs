@@ -229,23 +229,18 @@ fn build(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) fn tgz(top: &str, entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (path, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, format!("{top}/{path}"), *data)
-                .unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap()
+    /// An archive with `entries` under the chart directory `top`.
+    fn tgz(top: &str, entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let paths: Vec<String> = entries.iter().map(|(p, _)| format!("{top}/{p}")).collect();
+        let full: Vec<(&str, &[u8])> = paths
+            .iter()
+            .zip(entries)
+            .map(|(p, (_, d))| (p.as_str(), *d))
+            .collect();
+        crate::chart::archive::tests::tgz(&full)
     }
 
     #[test]

@@ -58,6 +58,16 @@ fn config(w: &World, chart: &std::path::Path, extra: &str) -> std::path::PathBuf
     )
 }
 
+/// The source references of the first chart version in a JSON report.
+fn sources_of(report: &serde_json::Value) -> Vec<String> {
+    report["charts"][0]["versions"][0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["source"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn provenance(image: &serde_json::Value) -> Vec<String> {
     let mut from: Vec<String> = image["provenance"]
         .as_array()
@@ -254,12 +264,7 @@ async fn images_lists_explains_and_selects_sources() {
     // Rendered only: the annotation, values and extra images drop out.
     let rendered = w.run(&["-o", "json", "images", "--sources", "rendered"]);
     assert_eq!(rendered.code, 0, "{rendered:?}");
-    let sources: Vec<String> = rendered.json()["charts"][0]["versions"][0]["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["source"].as_str().unwrap().to_string())
-        .collect();
+    let sources = sources_of(&rendered.json());
     assert_eq!(
         sources,
         [
@@ -286,12 +291,7 @@ async fn a_chartmirror_manifest_carries_the_same_discovery_settings() {
     );
     let run = w.run(&["-o", "json", "images", "-c", "cm.yaml"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let sources: Vec<String> = run.json()["charts"][0]["versions"][0]["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["source"].as_str().unwrap().to_string())
-        .collect();
+    let sources = sources_of(&run.json());
     assert_eq!(
         sources,
         [
