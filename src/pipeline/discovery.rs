@@ -166,6 +166,46 @@ impl Ctx<'_> {
             error,
         }
     }
+
+    /// Images only the values scan found, with a tag assumed from the appVersion, are
+    /// guesses: one the source does not have is dropped with a warning instead of failing
+    /// the run. Lookup errors keep the image (the copy reports them). Mirror runs only:
+    /// `lazyoci images` lists guesses as such and contacts no image registry.
+    pub(super) async fn drop_missing_guesses(&self, discovery: &mut Discovery) {
+        let guesses: Vec<usize> = (0..discovery.images.len())
+            .filter(|&i| {
+                discovery.images[i].provenance.iter().all(|p| {
+                    p.from == DiscoverySource::Values && p.at.ends_with(values::APP_VERSION_TAG)
+                })
+            })
+            .collect();
+        let mut missing = Vec::new();
+        for i in guesses {
+            let image = &discovery.images[i].image;
+            let Ok(client) = self.env.registries.client(&image.registry).await else {
+                continue;
+            };
+            let scope = crate::registry::Scope::Pull(image.repository.clone());
+            if let Ok(None) = client
+                .head_manifest(&image.repository, image.reference(), &scope)
+                .await
+            {
+                missing.push(i);
+            }
+        }
+        for i in missing.into_iter().rev() {
+            let d = discovery.images.remove(i);
+            let at = d
+                .provenance
+                .first()
+                .map(|p| p.at.as_str())
+                .unwrap_or_default();
+            discovery.warnings.push(format!(
+                "{} ({at}) is not at the source: its tag was assumed from the appVersion; not mirrored (name it in images.extra if another tag is meant)",
+                d.image
+            ));
+        }
+    }
 }
 
 /// The values files and inline values of an upstream, for helm and merged for the scan.

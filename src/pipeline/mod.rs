@@ -435,7 +435,8 @@ impl Ctx<'_> {
         if self.req.charts_only {
             return (vr, Vec::new());
         }
-        let found = self.discover(u, &fetched).await;
+        let mut found = self.discover(u, &fetched).await;
+        self.drop_missing_guesses(&mut found.discovery).await;
         let d = found.discovery;
         vr.warnings = d.warnings;
         vr.excluded_images = d.excluded.iter().map(|x| x.image.to_string()).collect();

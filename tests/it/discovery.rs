@@ -27,7 +27,7 @@ fn write_chart(w: &World) -> std::path::PathBuf {
         (
             "values.yaml",
             format!(
-                "registry: {src}\ntoken: \"\"\nworker:\n  enabled: false\n  image: {{repository: team/worker}}\nmetrics:\n  enabled: false\n  image:\n    registry: {src}\n    repository: team/api\n    tag: \"1.0\"\n"
+                "registry: {src}\ntoken: \"\"\nguess:\n  image: {{repository: {src}/team/nope}}\nworker:\n  enabled: false\n  image: {{repository: team/worker, tag: \"1.0\"}}\nmetrics:\n  enabled: false\n  image:\n    registry: {src}\n    repository: team/api\n    tag: \"1.0\"\n"
             ),
         ),
         ("values-prod.yaml", "worker:\n  enabled: true\n".to_string()),
@@ -135,6 +135,11 @@ async fn every_source_counts_and_the_config_shapes_what_is_copied() {
     assert_eq!(w.dst_digest("mirror/library/nginx", "1.25").await, None);
     assert_eq!(w.dst_digest("mirror/team/worker", "0.9").await, None);
     let warnings = version["warnings"].to_string();
+    // A values map without a tag whose appVersion guess the source lacks: dropped, said so.
+    assert!(
+        warnings.contains(&format!("{src}/team/nope:1.0 (values of full: guess.image (no tag: appVersion assumed)) is not at the source")),
+        "{warnings}"
+    );
     assert!(
         warnings.contains(&format!("sources disagree on {src}/team/worker"))
             && warnings.contains("declares 0.9")
@@ -225,8 +230,13 @@ async fn images_lists_explains_and_selects_sources() {
 
     let list = w.run(&["images", "--chart", "full"]);
     assert_eq!(list.code, 0, "{list:?}");
+    // `images` contacts no image registry: the appVersion guess is listed (mirror drops it).
     assert!(
-        list.stdout.contains("── full:1.0.0 (5 images) ──"),
+        list.stdout.contains("── full:1.0.0 (6 images) ──"),
+        "{list:?}"
+    );
+    assert!(
+        list.stdout.contains(&format!("{src}/team/nope:1.0")),
         "{list:?}"
     );
     assert!(
