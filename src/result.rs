@@ -58,10 +58,22 @@ pub struct ImageResult {
     /// Something worth knowing (e.g. what a moved tag policy did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Where discovery found this image in this chart version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
     /// Signatures, attestations, SBOMs and other referrers of the image found at the source,
     /// and what happened to each (absent when there are none or `--no-signatures`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached: Vec<AttachedResult>,
+}
+
+/// One place an image was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The discovery source.
+    pub from: crate::spec::DiscoverySource,
+    /// Where exactly: template and field, values key, annotation entry.
+    pub at: String,
 }
 
 /// An artifact attached to an image by its digest, copied along with it.
@@ -162,9 +174,12 @@ pub struct VersionResult {
     /// Why images could not be discovered (e.g. helm's error when the chart does not render).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images_error: Option<String>,
-    /// Non-fatal discovery remarks.
+    /// Non-fatal discovery remarks (e.g. sources that disagree).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Images discovered but dropped by `images.exclude`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_images: Vec<String>,
     /// Images, sorted by source.
     pub images: Vec<ImageResult>,
     /// Images copied (in a dry run: that would be copied).
@@ -265,4 +280,65 @@ impl MirrorReport {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// What `lazyoci images` reports: the images of each chart version, with provenance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesReport {
+    /// Per upstream, in config order.
+    pub charts: Vec<ImagesChart>,
+}
+
+impl ImagesReport {
+    /// Whether any chart version could not be fetched or fully discovered.
+    pub fn has_failures(&self) -> bool {
+        self.charts
+            .iter()
+            .flat_map(|c| &c.versions)
+            .any(|v| v.error.is_some())
+    }
+}
+
+/// One upstream in an [`ImagesReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesChart {
+    /// Upstream key.
+    pub key: String,
+    /// Chart name.
+    pub chart: String,
+    /// Per version.
+    pub versions: Vec<ImagesVersion>,
+}
+
+/// One chart version in an [`ImagesReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesVersion {
+    /// Chart version.
+    pub version: String,
+    /// Images that would be mirrored, sorted.
+    pub images: Vec<ListedImage>,
+    /// Images found but dropped by `images.exclude`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ListedImage>,
+    /// Discovery remarks (e.g. sources that disagree).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the chart could not be fetched or a source could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One image and where it was found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedImage {
+    /// Normalised source reference.
+    pub source: String,
+    /// Where it would be mirrored to.
+    pub target: String,
+    /// Where it was found.
+    pub provenance: Vec<Provenance>,
 }

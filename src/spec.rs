@@ -9,6 +9,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod images;
+pub use images::{DiscoverySource, ImagesSpec, render_problems};
+
 /// What to mirror, and where to. The spec of the `ChartMirror` resource (group
 /// `lazyoci.io`, version `v1alpha1`) and the internal form of mirror.yaml.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -55,6 +58,9 @@ pub struct ChartMirrorSpec {
     /// Mirror images only, no chart artifacts.
     #[serde(default, skip_serializing_if = "is_false")]
     pub images_only: bool,
+    /// Image discovery for every upstream: which sources count, extra images, exclusions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesSpec>,
     /// Image copies in flight per source registry host, within `concurrency` (e.g. to stay
     /// within a public registry's rate limits). Default: no per-host limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +137,25 @@ pub struct UpstreamSpec {
     /// Secret with credentials for this upstream (operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
+    /// Values for rendering (like a values.yaml), merged over `valuesFiles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "images::values_schema")]
+    pub values: Option<serde_json::Value>,
+    /// Values files for rendering, applied in order: a name inside the chart
+    /// (`values-production.yaml`), or, in mirror.yaml, a path starting with `./`, `../` or
+    /// `/` (relative to the config file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
+    /// Kubernetes version to render for (`--kube-version`). Default 1.34.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_version: Option<String>,
+    /// API versions the render may assume (`--api-versions`), e.g. `monitoring.coreos.com/v1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_versions: Vec<String>,
+    /// Image discovery for this upstream; `sources` replaces the global list, `extra` and
+    /// `exclude` add to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesSpec>,
 }
 
 /// Where an upstream chart comes from.
@@ -178,6 +203,8 @@ pub enum Field {
     Upstream(usize, &'static str),
     /// A top-level spec field (camelCase name).
     Spec(&'static str),
+    /// A field of `images`: the global one (`None`) or an upstream's.
+    Images(Option<usize>, &'static str),
 }
 
 /// A semantic problem found in a spec.
@@ -245,6 +272,11 @@ impl ChartMirrorSpec {
                 );
             }
         }
+        if let Some(images) = &self.images {
+            for (f, m) in images.problems() {
+                push(Field::Images(None, f), m);
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {
             if u.name.is_empty() {
@@ -257,6 +289,11 @@ impl ChartMirrorSpec {
             }
             for p in u.problems() {
                 push(Field::Upstream(i, p.0), p.1);
+            }
+            if let Some(images) = &u.images {
+                for (f, m) in images.problems() {
+                    push(Field::Images(Some(i), f), m);
+                }
             }
         }
         out
@@ -339,6 +376,12 @@ impl UpstreamSpec {
         if self.versions.is_empty() {
             out.push(("versions", "must list at least one version".into()));
         }
+        out.extend(render_problems(
+            self.values.as_ref(),
+            &self.values_files,
+            self.kube_version.as_deref(),
+            &self.api_versions,
+        ));
         let mut seen = std::collections::HashSet::new();
         for v in &self.versions {
             if let Err(m) = check_version(v) {

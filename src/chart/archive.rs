@@ -60,6 +60,107 @@ pub enum ArchiveError {
 
 /// Check every entry of a chart archive and read its Chart.yaml.
 pub fn inspect(archive: &[u8]) -> Result<ChartMeta, ArchiveError> {
+    let mut chart_yaml: Option<Vec<u8>> = None;
+    let top = walk(archive, &mut |rel, entry, size| {
+        if rel == "Chart.yaml" {
+            chart_yaml = Some(read_small(entry, size, "Chart.yaml", 1024 * 1024)?);
+        }
+        Ok(())
+    })?;
+    let Some(yaml) = chart_yaml else {
+        return Err(ArchiveError::ChartYaml(format!(
+            "no Chart.yaml in the chart directory {top:?}"
+        )));
+    };
+    let meta = parse_chart_yaml(&yaml)?;
+    if meta.name != top {
+        // Helm packages charts under their own name; a mismatch is a wrong or tampered archive.
+        return Err(ArchiveError::WrongChart {
+            expected: top,
+            found: meta.name,
+        });
+    }
+    Ok(meta)
+}
+
+/// Files read from an archive: (path relative to the chart directory, content).
+pub type ArchiveFiles = Vec<(String, Vec<u8>)>;
+
+/// Called for every regular file of an archive: path, content reader, size.
+type Visit<'a> = dyn FnMut(&str, &mut dyn Read, u64) -> Result<(), ArchiveError> + 'a;
+
+/// The files of a chart archive whose path (relative to the chart directory, e.g.
+/// `values.yaml`, `charts/redis/Chart.yaml`) `want` accepts, each at most `max_each`
+/// bytes, with every entry checked as [`inspect`] does. Returns the chart directory name
+/// and the files in archive order.
+pub fn files(
+    archive: &[u8],
+    want: &dyn Fn(&str) -> bool,
+    max_each: u64,
+) -> Result<(String, ArchiveFiles), ArchiveError> {
+    let mut out = Vec::new();
+    let top = walk(archive, &mut |rel, entry, size| {
+        if want(rel) {
+            out.push((rel.to_string(), read_small(entry, size, rel, max_each)?));
+        }
+        Ok(())
+    })?;
+    Ok((top, out))
+}
+
+/// A copy of `archive` with `extra` files (paths relative to the chart directory) added,
+/// replacing entries of the same path. Used to vendor fetched dependencies for rendering.
+pub fn append(archive: &[u8], extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ArchiveError> {
+    let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
+    let top = walk(archive, &mut |rel, entry, size| {
+        if !rel.is_empty() && !extra.iter().any(|(p, _)| p == rel) && !rel.ends_with('/') {
+            kept.push((
+                rel.to_string(),
+                read_small(entry, size, rel, MAX_UNPACKED_BYTES)?,
+            ));
+        }
+        Ok(())
+    })?;
+    let io = |e: std::io::Error| ArchiveError::Format(e.to_string());
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, data) in kept.iter().chain(extra) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, format!("{top}/{path}"), data.as_slice())
+            .map_err(io)?;
+    }
+    b.into_inner().map_err(io)?.finish().map_err(io)
+}
+
+fn read_small(
+    entry: &mut dyn Read,
+    size: u64,
+    what: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ArchiveError> {
+    if size > limit {
+        return Err(ArchiveError::TooLarge(format!(
+            "{what} is over {} KiB",
+            limit >> 10
+        )));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    entry
+        .take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| ArchiveError::Format(e.to_string()))?;
+    Ok(buf)
+}
+
+/// Walk every entry, refusing anything unsafe; `visit` gets each regular file's path
+/// relative to the chart directory. Returns the chart directory name.
+fn walk(archive: &[u8], visit: &mut Visit<'_>) -> Result<String, ArchiveError> {
     if archive.len() > MAX_ARCHIVE_BYTES {
         return Err(ArchiveError::TooLarge(format!(
             "{} bytes compressed, the limit is {MAX_ARCHIVE_BYTES}",
@@ -72,7 +173,6 @@ pub fn inspect(archive: &[u8]) -> Result<ChartMeta, ArchiveError> {
     let gz = flate2::read::GzDecoder::new(archive);
     let mut tar = tar::Archive::new(gz.take(MAX_UNPACKED_BYTES + 1));
     let mut top: Option<String> = None;
-    let mut chart_yaml: Option<(String, Vec<u8>)> = None;
     let mut total = 0u64;
     let entries = tar
         .entries()
@@ -134,34 +234,12 @@ pub fn inspect(archive: &[u8]) -> Result<ChartMeta, ArchiveError> {
             }
             _ => {}
         }
-        if trimmed == format!("{first}/Chart.yaml") {
-            if size > 1024 * 1024 {
-                return Err(ArchiveError::TooLarge("Chart.yaml is over 1 MiB".into()));
-            }
-            let mut buf = Vec::new();
-            entry
-                .by_ref()
-                .take(1024 * 1024)
-                .read_to_end(&mut buf)
-                .map_err(|e| ArchiveError::Format(e.to_string()))?;
-            chart_yaml = Some((first, buf));
+        if kind.is_file() {
+            let rel = trimmed[first.len()..].trim_start_matches('/').to_string();
+            visit(&rel, &mut entry, size)?;
         }
     }
-    let Some((dir, yaml)) = chart_yaml else {
-        return Err(ArchiveError::ChartYaml(format!(
-            "no Chart.yaml in the chart directory {:?}",
-            top.unwrap_or_default()
-        )));
-    };
-    let meta = parse_chart_yaml(&yaml)?;
-    if meta.name != dir {
-        // Helm packages charts under their own name; a mismatch is a wrong or tampered archive.
-        return Err(ArchiveError::WrongChart {
-            expected: dir,
-            found: meta.name,
-        });
-    }
-    Ok(meta)
+    top.ok_or_else(|| ArchiveError::ChartYaml("the archive is empty".into()))
 }
 
 /// Parse Chart.yaml bytes.
@@ -215,10 +293,11 @@ pub fn expect(meta: &ChartMeta, chart: &str, version: &str) -> Result<(), Archiv
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A gzipped tar of `entries` (full paths), for tests.
+    pub(crate) fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
             Vec::new(),
             flate2::Compression::fast(),

@@ -2,6 +2,7 @@
 //! [`MirrorRequest`] and the [`MirrorReport`] into text, JSON or YAML.
 
 pub mod demo;
+pub mod images;
 pub mod output;
 
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Mirror Helm chart OCI artifacts and their referenced container images from upstream
     /// sources to a target OCI registry.
     Mirror(MirrorArgs),
+    /// List the images of chart versions, with where each was found (rendered manifests,
+    /// Chart.yaml annotations, Images.lock, values, extras). Writes nothing.
+    Images(ImagesArgs),
     /// Start two local registries and a Helm repository, seed them, and mirror a demo chart
     /// from all three source types (needs docker-registry and helm; see scripts/install-test-deps.sh).
     Demo(DemoArgs),
@@ -168,6 +172,42 @@ pub struct MirrorArgs {
     /// Plain-HTTP source registries.
     #[command(flatten)]
     pub insecure: InsecureRegistries,
+}
+
+/// `lazyoci images` flags: the same config and selection as `mirror`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Path to mirror configuration YAML file (mirror.yaml or a ChartMirror manifest).
+    #[arg(short = 'c', long, default_value = "mirror.yaml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only this chart (its key in the config) [default: all].
+    #[arg(long, value_name = "KEY")]
+    pub chart: Option<String>,
+    /// All charts in the config (the default).
+    #[arg(long, conflicts_with = "chart")]
+    pub all: bool,
+    /// Override version(s) of --chart (repeatable).
+    #[arg(long = "version", value_name = "VERSION", action = clap::ArgAction::Append, requires = "chart")]
+    pub versions: Vec<String>,
+    /// Say which template, value or annotation produced IMAGE (a full or partial reference).
+    #[arg(long, value_name = "IMAGE")]
+    pub why: Option<String>,
+    /// Discovery sources that count, overriding the config (comma-separated: rendered,
+    /// annotations, lockfile, values, extra).
+    #[arg(long, value_name = "SOURCES", value_delimiter = ',', value_parser = parse_source)]
+    pub sources: Vec<crate::spec::DiscoverySource>,
+    /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Plain-HTTP source registries.
+    #[command(flatten)]
+    pub insecure: InsecureRegistries,
+}
+
+fn parse_source(s: &str) -> Result<crate::spec::DiscoverySource, String> {
+    crate::spec::DiscoverySource::parse(s).ok_or_else(|| {
+        format!("unknown source {s:?}; expected rendered, annotations, lockfile, values or extra")
+    })
 }
 
 /// `lazyoci demo` flags.
@@ -324,6 +364,17 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
     run_and_print(cli.output, theme, &req, &env).await
 }
 
+/// Report a run that could not start: usage errors (spec, `--chart`, helm missing) exit 2,
+/// the rest 1.
+pub fn pipeline_failed(e: PipelineError) -> ExitCode {
+    match e {
+        PipelineError::InvalidSpec(_)
+        | PipelineError::UnknownChart { .. }
+        | PipelineError::Helm(_) => fail(EXIT_USAGE, e),
+        _ => fail(EXIT_FAILURES, e),
+    }
+}
+
 /// Run a request, print progress and the result, and give the exit code.
 pub async fn run_and_print(
     format: OutputFormat,
@@ -336,12 +387,7 @@ pub async fn run_and_print(
     let progress = output::TextProgress::new(theme, format != OutputFormat::Text);
     let report = match pipeline::run(req, env, &progress, &cancel).await {
         Ok(r) => r,
-        Err(
-            e @ (PipelineError::InvalidSpec(_)
-            | PipelineError::UnknownChart { .. }
-            | PipelineError::Helm(_)),
-        ) => return fail(EXIT_USAGE, e),
-        Err(e) => return fail(EXIT_FAILURES, e),
+        Err(e) => return pipeline_failed(e),
     };
     let printed = match format {
         OutputFormat::Text => output::print_summary(&report, theme),

@@ -165,6 +165,7 @@ impl TextProgress {
             }
             Event::ImagesFound { unit, count: 0 } => (*unit, "  Images: none found\n".into()),
             Event::ImagesFound { unit, count } => (*unit, format!("  Images: {count} found\n")),
+            Event::ImagesRemark { unit, label, text } => (*unit, format!("  {label}: {text}\n")),
             Event::ImagesFailed { unit, error } => (
                 *unit,
                 format!("  Images: {} ({error})\n", t.paint(Paint::Bad, "FAILED")),

@@ -4,7 +4,8 @@ use super::yaml::{self, Node, Pos, Value};
 use super::{ConfigForm, Problem};
 use crate::result::MovedTag;
 use crate::spec::{
-    ChartMirrorSpec, Field, LocalObjectReference, SourceType, TargetSpec, UpstreamSpec,
+    ChartMirrorSpec, DiscoverySource, Field, ImagesSpec, LocalObjectReference, SourceType,
+    TargetSpec, UpstreamSpec,
 };
 
 #[derive(Default)]
@@ -15,9 +16,22 @@ pub(super) struct Extract {
     pub(super) upstream_nodes: Vec<(String, Node)>,
 }
 
-const MIRROR_ROOT_KEYS: &[&str] = &["target", "upstreams"];
+const MIRROR_ROOT_KEYS: &[&str] = &["target", "upstreams", "images"];
 const MIRROR_TARGET_KEYS: &[&str] = &["url", "insecure", "charts-prefix"];
-const MIRROR_UPSTREAM_KEYS: &[&str] = &["type", "repo", "registry", "path", "chart", "versions"];
+const MIRROR_UPSTREAM_KEYS: &[&str] = &[
+    "type",
+    "repo",
+    "registry",
+    "path",
+    "chart",
+    "versions",
+    "values",
+    "values-files",
+    "kube-version",
+    "api-versions",
+    "images",
+];
+const IMAGES_KEYS: &[&str] = &["sources", "extra", "exclude"];
 const CRD_SPEC_KEYS: &[&str] = &[
     "target",
     "upstreams",
@@ -27,6 +41,7 @@ const CRD_SPEC_KEYS: &[&str] = &[
     "concurrency",
     "chartsOnly",
     "imagesOnly",
+    "images",
     "perHostConcurrency",
     "onMovedTag",
     "retries",
@@ -48,6 +63,11 @@ const CRD_UPSTREAM_KEYS: &[&str] = &[
     "chart",
     "versions",
     "secretRef",
+    "values",
+    "valuesFiles",
+    "kubeVersion",
+    "apiVersions",
+    "images",
 ];
 
 fn kebab(camel: &str) -> String {
@@ -218,8 +238,23 @@ impl Extract {
     }
 
     fn versions(&mut self, entries: &[(String, Node)], path: &str) -> Vec<String> {
-        let key_path = join(path, "versions");
-        let Some(node) = find(entries, "versions") else {
+        self.string_list(
+            entries,
+            "versions",
+            path,
+            "a list of versions like [\"1.2.3\"]",
+        )
+    }
+
+    fn string_list(
+        &mut self,
+        entries: &[(String, Node)],
+        key: &str,
+        path: &str,
+        what: &str,
+    ) -> Vec<String> {
+        let key_path = join(path, key);
+        let Some(node) = find(entries, key) else {
             return Vec::new();
         };
         match &node.value {
@@ -233,14 +268,74 @@ impl Extract {
                 self.problem(
                     &key_path,
                     node.pos,
-                    format!(
-                        "expected a list of versions like [\"1.2.3\"], found {}",
-                        node.kind()
-                    ),
+                    format!("expected {what}, found {}", node.kind()),
                 );
                 Vec::new()
             }
         }
+    }
+
+    fn values(&mut self, entries: &[(String, Node)], path: &str) -> Option<serde_json::Value> {
+        let node = find(entries, "values")?;
+        match &node.value {
+            _ if node.is_null() => None,
+            Value::Map(_) => Some(node.to_json()),
+            _ => {
+                self.problem(
+                    join(path, "values"),
+                    node.pos,
+                    format!(
+                        "expected a mapping of chart values (like values.yaml), found {}",
+                        node.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn images(&mut self, entries: &[(String, Node)], path: &str) -> Option<ImagesSpec> {
+        let node = find(entries, "images")?;
+        let at = join(path, "images");
+        if node.is_null() {
+            return None;
+        }
+        let map = self.map(node, &at)?;
+        self.unknown_keys(map, IMAGES_KEYS, &at);
+        let sources = find(map, "sources").filter(|n| !n.is_null()).map(|n| {
+            let names = self.string_list(
+                map,
+                "sources",
+                &at,
+                "a list of sources (rendered, annotations, lockfile, values, extra)",
+            );
+            let mut out = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                match DiscoverySource::parse(name) {
+                    Some(s) if !out.contains(&s) => out.push(s),
+                    Some(_) => {}
+                    None => {
+                        let pos = match &n.value {
+                            Value::Seq(items) => items.get(i).map_or(n.pos, |x| x.pos),
+                            _ => n.pos,
+                        };
+                        self.problem(
+                            format!("{at}.sources[{i}]"),
+                            pos,
+                            format!(
+                                "unknown source {name:?}; expected one of rendered, annotations, lockfile, values, extra"
+                            ),
+                        );
+                    }
+                }
+            }
+            out
+        });
+        Some(ImagesSpec {
+            sources,
+            extra: self.string_list(map, "extra", &at, "a list of image references"),
+            exclude: self.string_list(map, "exclude", &at, "a list of regular expressions"),
+        })
     }
 
     fn source_type(
@@ -347,6 +442,25 @@ impl Extract {
             } else {
                 None
             },
+            values: self.values(entries, path),
+            values_files: self.string_list(
+                entries,
+                if crd { "valuesFiles" } else { "values-files" },
+                path,
+                "a list of values file names",
+            ),
+            kube_version: self.opt_string(
+                entries,
+                if crd { "kubeVersion" } else { "kube-version" },
+                path,
+            ),
+            api_versions: self.string_list(
+                entries,
+                if crd { "apiVersions" } else { "api-versions" },
+                path,
+                "a list of API versions like [monitoring.coreos.com/v1]",
+            ),
+            images: self.images(entries, path),
         };
         source_type.map(|_| upstream)
     }
@@ -456,12 +570,14 @@ impl Extract {
                 }
             }
         }
+        let images = self.images(root, "");
         if !self.problems.is_empty() {
             return None;
         }
         Some(ChartMirrorSpec {
             target: target?,
             upstreams,
+            images,
             ..Default::default()
         })
     }
@@ -551,6 +667,7 @@ impl Extract {
             concurrency: self.number(spec, "concurrency", "spec"),
             charts_only: self.boolean(spec, "chartsOnly", "spec"),
             images_only: self.boolean(spec, "imagesOnly", "spec"),
+            images: self.images(spec, "spec"),
             per_host_concurrency: self.number(spec, "perHostConcurrency", "spec"),
             on_moved_tag: self.moved_tag(spec, "spec"),
             retries: self.number(spec, "retries", "spec"),
@@ -559,6 +676,14 @@ impl Extract {
             upstreams,
         };
         self.problems.is_empty().then_some(spec_out)
+    }
+
+    /// The key and node of the upstream at index `i`, as read.
+    fn upstream_node(&self, i: usize) -> (&str, Option<&Node>) {
+        match self.upstream_nodes.get(i) {
+            Some((key, node)) => (key.as_str(), Some(node)),
+            None => ("", None),
+        }
     }
 
     /// Key path and line of a semantic problem, in the naming of the file's form.
@@ -582,16 +707,33 @@ impl Extract {
                 (format!("spec.{f}"), line_of(spec_node, f))
             }
             Field::Upstream(i, f) => {
-                let (key, node) = match self.upstream_nodes.get(*i) {
-                    Some((key, node)) => (key.as_str(), Some(node)),
-                    None => ("", None),
-                };
+                let (key, node) = self.upstream_node(*i);
                 let path = if crd {
                     format!("spec.upstreams[{i}].{f}")
                 } else {
                     format!("upstreams.{key}.{}", name(f))
                 };
                 (path, line_of(node, &name(f)))
+            }
+            Field::Images(upstream, f) => {
+                let (path, node) = match upstream {
+                    None if crd => (
+                        "spec.images".to_string(),
+                        self.root_node.as_ref().and_then(|r| r.get("spec")),
+                    ),
+                    None => ("images".to_string(), self.root_node.as_ref()),
+                    Some(i) => {
+                        let (key, node) = self.upstream_node(*i);
+                        let path = if crd {
+                            format!("spec.upstreams[{i}].images")
+                        } else {
+                            format!("upstreams.{key}.images")
+                        };
+                        (path, node)
+                    }
+                };
+                let images = node.and_then(|n| n.get("images"));
+                (format!("{path}.{f}"), line_of(images, f))
             }
         }
     }

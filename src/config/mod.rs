@@ -213,12 +213,7 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         let Some(p) = u.path.as_deref().filter(|p| !p.is_empty()) else {
             continue;
         };
-        // Drop `.` components so messages and the stored path read cleanly.
-        let resolved: PathBuf = base
-            .join(p)
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
+        let resolved = resolve(base, p);
         if !resolved.join("Chart.yaml").is_file() {
             let (path, line) = x.locate(&Field::Upstream(i, "path"), form);
             x.problems.push(Problem {
@@ -233,12 +228,42 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
             u.path = Some(resolved.to_string_lossy().into_owned());
         }
     }
+    for (i, u) in spec.upstreams.iter_mut().enumerate() {
+        for entry in u.values_files.iter_mut() {
+            if !crate::pipeline::is_local_values_file(entry) {
+                continue;
+            }
+            let resolved = resolve(base, entry);
+            if resolved.is_file() {
+                *entry = resolved.to_string_lossy().into_owned();
+            } else {
+                let (path, line) = x.locate(&Field::Upstream(i, "valuesFiles"), form);
+                x.problems.push(Problem {
+                    path,
+                    line,
+                    message: format!(
+                        "{} is not a file; paths starting with ./, ../ or / are relative to the config file, other names are files inside the chart",
+                        resolved.display()
+                    ),
+                });
+            }
+        }
+    }
     x.problems.sort_by_key(|p| p.line);
     if x.problems.is_empty() {
         Ok((spec, form))
     } else {
         Err(x.problems)
     }
+}
+
+/// `path` relative to the config file's directory, without `.` components (so messages and
+/// the stored path read cleanly).
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    base.join(path)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 #[cfg(test)]

@@ -60,6 +60,38 @@ impl Node {
         }
     }
 
+    /// The node as JSON, with YAML 1.2 core-schema typing of plain scalars (chart values).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            _ if self.is_null() => J::Null,
+            Value::Scalar { text, plain: true } => {
+                if let Some(b) = as_bool(text) {
+                    J::Bool(b)
+                } else if let Ok(i) = text.parse::<i64>() {
+                    J::from(i)
+                } else if let Some(n) = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && !text.starts_with(['+', '.']))
+                    .and_then(serde_json::Number::from_f64)
+                {
+                    J::Number(n)
+                } else {
+                    J::String(text.clone())
+                }
+            }
+            Value::Scalar { text, .. } => J::String(text.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The value of `key` in a mapping node.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {

@@ -22,6 +22,8 @@ pub fn describe(p: &SpecProblem) -> String {
         Field::Target(f) => format!("spec.target.{f}"),
         Field::Spec(f) => format!("spec.{f}"),
         Field::Upstream(i, f) => format!("spec.upstreams[{i}].{f}"),
+        Field::Images(None, f) => format!("spec.images.{f}"),
+        Field::Images(Some(i), f) => format!("spec.upstreams[{i}].images.{f}"),
     };
     format!("{path}: {}", p.message)
 }

@@ -213,6 +213,18 @@ fn the_schema_rejects_bad_specs() {
             Box::new(|s| s["signatures"] = json!("yes")),
         ),
         (
+            "unknown discovery source",
+            Box::new(|s| s["images"] = json!({"sources": ["helm"]})),
+        ),
+        (
+            "no discovery source",
+            Box::new(|s| s["upstreams"][0]["images"] = json!({"sources": []})),
+        ),
+        (
+            "values that are not a mapping",
+            Box::new(|s| s["upstreams"][0]["values"] = json!(["a"])),
+        ),
+        (
             "missing target",
             Box::new(|s| {
                 s.as_object_mut()
@@ -246,6 +258,7 @@ fn version(
         note: None,
         images_error: images_error.map(String::from),
         warnings: vec![],
+        excluded_images: vec![],
         images,
         images_copied: 0,
         images_skipped: 0,
@@ -265,6 +278,7 @@ fn image(src: &str, status: ImageStatus) -> ImageResult {
         error: (status == ImageStatus::Failed).then(|| "boom".repeat(400)),
         previous_digest: None,
         note: None,
+        provenance: vec![],
         attached: Vec::new(),
     }
 }

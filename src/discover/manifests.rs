@@ -7,49 +7,112 @@
 
 use serde_json::Value;
 
+use super::Found;
+
 /// Rendered output larger than this is refused.
 pub const MAX_RENDERED_BYTES: usize = 256 * 1024 * 1024;
 
 /// Every `image` string in the rendered documents, in document order (not deduplicated).
 pub fn image_strings(rendered: &str) -> Result<Vec<String>, String> {
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_events: 50_000_000,
-            max_nodes: 20_000_000,
-            max_documents: 100_000,
-            max_total_scalar_bytes: MAX_RENDERED_BYTES,
-        },
-    };
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(rendered, options).map_err(|e| {
-            format!(
-                "cannot parse helm's output as YAML: {}",
-                e.to_string().lines().next().unwrap_or_default()
-            )
-        })?;
+    Ok(located_images(rendered)?
+        .into_iter()
+        .map(|f| f.raw)
+        .collect())
+}
+
+/// Every `image` string with where it is: the template (helm's `# Source:` line), the
+/// object and the field path.
+pub fn located_images(rendered: &str) -> Result<Vec<Found>, String> {
+    if rendered.len() > MAX_RENDERED_BYTES {
+        return Err("rendered output is larger than 256 MiB".into());
+    }
     let mut out = Vec::new();
-    for doc in &docs {
-        walk(doc, &mut out, 0);
+    for chunk in documents(rendered) {
+        let source = chunk
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .map(str::trim)
+            .unwrap_or("rendered output");
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_events: 50_000_000,
+                max_nodes: 20_000_000,
+                max_documents: 100_000,
+                max_total_scalar_bytes: MAX_RENDERED_BYTES,
+            },
+        };
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple_with_options(chunk, options).map_err(|e| {
+                format!(
+                    "cannot parse helm's output ({source}) as YAML: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                )
+            })?;
+        for doc in &docs {
+            let object = match (
+                doc.get("kind").and_then(Value::as_str),
+                doc.pointer("/metadata/name").and_then(Value::as_str),
+            ) {
+                (Some(k), Some(n)) => format!("{k}/{n}"),
+                (Some(k), None) => k.to_string(),
+                _ => "object".to_string(),
+            };
+            let mut found = Vec::new();
+            walk(doc, "", &mut found, 0);
+            out.extend(found.into_iter().map(|(raw, path)| Found {
+                raw,
+                at: format!("{source}: {object} {path}"),
+            }));
+        }
     }
     Ok(out)
 }
 
-fn walk(v: &Value, out: &mut Vec<String>, depth: usize) {
+/// The text between `---` separators (helm starts every document with one).
+fn documents(rendered: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    for line in rendered.split_inclusive('\n') {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            if pos > start {
+                out.push(&rendered[start..pos]);
+            }
+            start = pos + line.len();
+        }
+        pos += line.len();
+    }
+    if rendered.len() > start {
+        out.push(&rendered[start..]);
+    }
+    out
+}
+
+fn walk(v: &Value, path: &str, out: &mut Vec<(String, String)>, depth: usize) {
     if depth > 128 {
         return;
     }
     match v {
         Value::Object(map) => {
             for (k, child) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (k.as_str(), child) {
                     ("image", Value::String(s)) if !s.trim().is_empty() => {
-                        out.push(s.trim().to_string())
+                        out.push((s.trim().to_string(), p))
                     }
-                    _ => walk(child, out, depth + 1),
+                    _ => walk(child, &p, out, depth + 1),
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|i| walk(i, out, depth + 1)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(item, &format!("{path}[{i}]"), out, depth + 1)
+            }
+        }
         _ => {}
     }
 }
@@ -109,10 +172,40 @@ data:
         ] {
             assert!(got.iter().any(|g| g == want), "missing {want} in {got:?}");
         }
-        // Non-references are filtered out by normalisation, with a warning.
-        let d = super::super::normalise(&got);
+        // Non-references are dropped with a warning when the sources are assembled.
+        let d = crate::discover::assemble(
+            crate::discover::Findings {
+                rendered: Some(located_images(rendered).unwrap()),
+                ..Default::default()
+            },
+            &crate::discover::Selection::default(),
+            Vec::new(),
+        );
         assert_eq!(d.images.len(), 6);
         assert_eq!(d.warnings.len(), 1);
+    }
+
+    #[test]
+    fn says_where_each_image_is() {
+        let rendered = "---\n# Source: app/templates/deploy.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: nginx:1.25\n---\n# Source: app/templates/cr.yaml\nkind: Prometheus\nspec:\n  image: quay.io/p/p:v2\n";
+        let got = located_images(rendered).unwrap();
+        let at: Vec<(&str, &str)> = got
+            .iter()
+            .map(|f| (f.raw.as_str(), f.at.as_str()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (
+                    "nginx:1.25",
+                    "app/templates/deploy.yaml: Deployment/web spec.template.spec.containers[0].image"
+                ),
+                (
+                    "quay.io/p/p:v2",
+                    "app/templates/cr.yaml: Prometheus spec.image"
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -1,18 +1,33 @@
 //! Rendering a chart with the real `helm template`. Runs a subprocess.
 //!
-//! Hooks are kept (they carry images), test templates are skipped. helm runs with its
-//! cache, config and data homes in lazyoci's own directory, so the user's helm setup is
-//! neither read nor changed.
+//! Hooks are kept and so are helm-test pods: an air-gapped `helm test` needs their images
+//! too. helm runs with its cache, config and data homes in lazyoci's own directory, so the
+//! user's helm setup is neither read nor changed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
 
+/// The Kubernetes version charts are rendered for unless configured otherwise (helm's own
+/// default is years old and makes `kubeVersion:` constraints fail).
+pub const DEFAULT_KUBE_VERSION: &str = "1.34.0";
+
+/// What one render uses besides the chart.
+#[derive(Clone, Debug, Default)]
+pub struct RenderInputs {
+    /// Values files, applied in order (`-f`), each as (name for messages, content).
+    pub values: Vec<(String, Vec<u8>)>,
+    /// `--kube-version`; the renderer's default when `None`.
+    pub kube_version: Option<String>,
+    /// `--api-versions`.
+    pub api_versions: Vec<String>,
+}
+
 /// How to render.
 #[derive(Clone, Debug)]
 pub struct RenderOptions {
-    /// `--kube-version`.
+    /// Default `--kube-version`.
     pub kube_version: String,
     /// Time allowed for one render.
     pub timeout: Duration,
@@ -21,7 +36,7 @@ pub struct RenderOptions {
 impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
-            kube_version: "1.34.0".into(),
+            kube_version: DEFAULT_KUBE_VERSION.into(),
             timeout: Duration::from_secs(120),
         }
     }
@@ -112,7 +127,12 @@ impl Renderer {
     }
 
     /// `helm template` the archive; returns the rendered YAML.
-    pub async fn render(&self, release: &str, archive: &Bytes) -> Result<String, RenderError> {
+    pub async fn render(
+        &self,
+        release: &str,
+        archive: &Bytes,
+        inputs: &RenderInputs,
+    ) -> Result<String, RenderError> {
         std::fs::create_dir_all(&self.workdir)
             .map_err(|e| RenderError::Io(format!("{}: {e}", self.workdir.display())))?;
         let scratch = tempfile::Builder::new()
@@ -124,17 +144,26 @@ impl Renderer {
             .await
             .map_err(|e| RenderError::Io(e.to_string()))?;
         let mut cmd = self.command(scratch.path());
-        cmd.arg("template")
-            .arg(release)
-            .arg(&chart)
-            .args([
-                "--skip-tests",
-                "--namespace",
-                "default",
-                "--kube-version",
-                &self.options.kube_version,
-            ])
-            .stdout(std::process::Stdio::piped())
+        cmd.arg("template").arg(release).arg(&chart).args([
+            "--namespace",
+            "default",
+            "--kube-version",
+            inputs
+                .kube_version
+                .as_deref()
+                .unwrap_or(&self.options.kube_version),
+        ]);
+        for (i, (_, content)) in inputs.values.iter().enumerate() {
+            let file = scratch.path().join(format!("values-{i}.yaml"));
+            tokio::fs::write(&file, content)
+                .await
+                .map_err(|e| RenderError::Io(e.to_string()))?;
+            cmd.arg("--values").arg(file);
+        }
+        for api in &inputs.api_versions {
+            cmd.arg("--api-versions").arg(api);
+        }
+        cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let child = cmd.spawn().map_err(|e| RenderError::NoHelm {
             path: self.helm.display().to_string(),
@@ -152,9 +181,12 @@ impl Renderer {
                 .chars()
                 .take(2000)
                 .collect();
-            return Err(RenderError::Failed(
-                msg.replace(&chart.display().to_string(), "chart"),
-            ));
+            let mut msg = msg.replace(&chart.display().to_string(), "chart");
+            for (i, (name, _)) in inputs.values.iter().enumerate() {
+                let file = scratch.path().join(format!("values-{i}.yaml"));
+                msg = msg.replace(&file.display().to_string(), name);
+            }
+            return Err(RenderError::Failed(msg));
         }
         if out.stdout.len() > super::manifests::MAX_RENDERED_BYTES {
             return Err(RenderError::Output(
@@ -163,16 +195,5 @@ impl Renderer {
         }
         String::from_utf8(out.stdout)
             .map_err(|_| RenderError::Output("helm printed non-UTF-8 output".into()))
-    }
-
-    /// Render and collect the images.
-    pub async fn discover(
-        &self,
-        release: &str,
-        archive: &Bytes,
-    ) -> Result<super::Discovered, RenderError> {
-        let rendered = self.render(release, archive).await?;
-        let raw = super::manifests::image_strings(&rendered).map_err(RenderError::Output)?;
-        Ok(super::normalise(&raw))
     }
 }

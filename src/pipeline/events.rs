@@ -41,6 +41,15 @@ pub enum Event {
         /// How many.
         count: usize,
     },
+    /// A remark about a unit's images: a discovery warning or an excluded image.
+    ImagesRemark {
+        /// Unit index.
+        unit: usize,
+        /// `Warning` or `Excluded`.
+        label: &'static str,
+        /// The remark.
+        text: String,
+    },
     /// Images could not be discovered.
     ImagesFailed {
         /// Unit index.

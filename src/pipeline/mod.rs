@@ -8,10 +8,12 @@
 //! version and per image; the run goes on. [`run`] returns `Err` only when it cannot start.
 
 mod attached;
+mod discovery;
 mod events;
 mod image;
 mod plan;
 
+pub use discovery::{images, is_local_values_file};
 pub use events::{Event, NoProgress, Progress, Unit};
 pub use plan::{plan, validate};
 
@@ -24,7 +26,7 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::chart::push;
-use crate::discover::{RenderError, Renderer};
+use crate::discover::{DiscoveredImage, RenderError, Renderer};
 use crate::reference::ImageRef;
 use crate::registry::{Registries, RegistryError, Scope};
 use crate::result::{
@@ -186,18 +188,18 @@ pub async fn run(
         .enumerate()
         .map(|(i, u)| ctx.prepare(i, u, &dst).boxed())
         .collect();
-    let prepared: Vec<(VersionResult, Vec<ImageRef>)> = futures::stream::iter(prepares)
+    let prepared: Vec<(VersionResult, Vec<DiscoveredImage>)> = futures::stream::iter(prepares)
         .buffered(req.concurrency.max(1))
         .collect()
         .await;
-    let (mut versions, images): (Vec<VersionResult>, Vec<Vec<ImageRef>>) =
+    let (mut versions, images): (Vec<VersionResult>, Vec<Vec<DiscoveredImage>>) =
         prepared.into_iter().unzip();
 
     // Phase 2: images, each distinct one once, bounded across the run.
     let mut order: Vec<String> = Vec::new();
     let mut jobs: HashMap<String, (ImageRef, ImageRef, Vec<usize>)> = HashMap::new();
     for (unit, imgs) in images.iter().enumerate() {
-        for img in imgs {
+        for img in imgs.iter().map(|d| &d.image) {
             let key = img.to_string();
             jobs.entry(key.clone())
                 .or_insert_with(|| {
@@ -257,7 +259,11 @@ pub async fn run(
     for (i, (vr, imgs)) in versions.iter_mut().zip(&images).enumerate() {
         vr.images = imgs
             .iter()
-            .filter_map(|img| outcomes.get(&img.to_string()).cloned())
+            .filter_map(|d| {
+                let mut r = outcomes.get(&d.image.to_string()).cloned()?;
+                r.provenance = d.provenance.clone();
+                Some(r)
+            })
             .collect();
         vr.recount();
         let u = &units[i];
@@ -289,6 +295,7 @@ fn result(
         error: None,
         previous_digest: None,
         note: None,
+        provenance: Vec::new(),
         attached: Vec::new(),
     }
 }
@@ -351,7 +358,7 @@ impl Ctx<'_> {
         i: usize,
         u: &Unit,
         dst: &crate::registry::RegistryClient,
-    ) -> (VersionResult, Vec<ImageRef>) {
+    ) -> (VersionResult, Vec<DiscoveredImage>) {
         let mut vr = VersionResult {
             version: u.version.clone(),
             chart_status: ChartStatus::NotRequested,
@@ -361,6 +368,7 @@ impl Ctx<'_> {
             note: None,
             images_error: None,
             warnings: Vec::new(),
+            excluded_images: Vec::new(),
             images: Vec::new(),
             images_copied: 0,
             images_skipped: 0,
@@ -433,24 +441,37 @@ impl Ctx<'_> {
         if self.req.charts_only {
             return (vr, Vec::new());
         }
-        match self.env.renderer.discover(&u.chart, &fetched.archive).await {
-            Ok(d) => {
-                vr.warnings = d.warnings;
-                self.progress.event(Event::ImagesFound {
-                    unit: i,
-                    count: d.images.len(),
-                });
-                (vr, d.images)
-            }
-            Err(e) => {
-                vr.images_error = Some(e.to_string());
-                self.progress.event(Event::ImagesFailed {
-                    unit: i,
-                    error: e.to_string(),
-                });
-                (vr, Vec::new())
-            }
+        let mut found = self.discover(u, &fetched).await;
+        self.drop_missing_guesses(&mut found.discovery).await;
+        let d = found.discovery;
+        vr.warnings = d.warnings;
+        vr.excluded_images = d.excluded.iter().map(|x| x.image.to_string()).collect();
+        if let Some(error) = found.error {
+            vr.images_error = Some(error.clone());
+            self.progress.event(Event::ImagesFailed { unit: i, error });
         }
+        if d.images.is_empty() && vr.images_error.is_some() {
+            return (vr, Vec::new());
+        }
+        self.progress.event(Event::ImagesFound {
+            unit: i,
+            count: d.images.len(),
+        });
+        for w in &vr.warnings {
+            self.progress.event(Event::ImagesRemark {
+                unit: i,
+                label: "Warning",
+                text: w.clone(),
+            });
+        }
+        for x in &vr.excluded_images {
+            self.progress.event(Event::ImagesRemark {
+                unit: i,
+                label: "Excluded",
+                text: format!("{x} (images.exclude)"),
+            });
+        }
+        (vr, d.images)
     }
 
     async fn image(&self, src: &ImageRef, dst: &ImageRef, users: &[usize]) -> ImageResult {

@@ -56,17 +56,19 @@ pub fn validate(req: &MirrorRequest) -> Result<(TargetUrl, Vec<Unit>), PipelineE
         .problems()
         .into_iter()
         .map(|p| {
+            let name = |i: usize| {
+                req.spec
+                    .upstreams
+                    .get(i)
+                    .map(|u| u.name.as_str())
+                    .unwrap_or("?")
+            };
             let field = match p.field {
                 Field::Target(f) => format!("target.{f}"),
                 Field::Spec(f) => f.to_string(),
-                Field::Upstream(i, f) => format!(
-                    "upstreams[{}].{f}",
-                    req.spec
-                        .upstreams
-                        .get(i)
-                        .map(|u| u.name.as_str())
-                        .unwrap_or("?")
-                ),
+                Field::Upstream(i, f) => format!("upstreams[{}].{f}", name(i)),
+                Field::Images(None, f) => format!("images.{f}"),
+                Field::Images(Some(i), f) => format!("upstreams[{}].images.{f}", name(i)),
             };
             format!("  - {field}: {}", p.message)
         })

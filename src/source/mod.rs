@@ -4,6 +4,7 @@
 //! Chart.yaml, and — for OCI sources — the source manifest, so that mirroring can copy it
 //! byte for byte.
 
+pub mod deps;
 pub mod local;
 pub mod oci;
 pub mod repo;

@@ -111,6 +111,16 @@ impl RepoSource {
             })
     }
 
+    /// Every version of `chart` the repository at `repo` publishes.
+    pub async fn versions(&self, repo: &str, chart: &str) -> Result<Vec<String>, FetchError> {
+        let index = self.index(repo).await?;
+        Ok(index
+            .entries
+            .get(chart)
+            .map(|v| v.iter().map(|e| e.version.clone()).collect())
+            .unwrap_or_default())
+    }
+
     /// Fetch `chart` at `version` from the repository at `repo`.
     pub async fn fetch(
         &self,

@@ -17,7 +17,7 @@ fn write(dir: &Path, rel: &str, text: &str) -> anyhow::Result<()> {
 /// seeded images in every placement a mirror must find: list items written `- image:`,
 /// containers with `name` first, an initContainer, a CronJob, a StatefulSet, a pre-install
 /// hook Job, a custom resource with an `image` field, an image pinned by digest, and a
-/// vendored subchart. A helm test Pod references an image that must not be mirrored, and
+/// vendored subchart. A helm test Pod uses nginx too (test pods are mirrored), and
 /// `.helmignore` drops `ignored.txt`.
 pub fn write_demo_chart(
     dir: &Path,
@@ -149,7 +149,7 @@ spec:
   restartPolicy: Never
   containers:
   - name: test
-    image: {{ .Values.registry }}/test/busybox:should-not-mirror
+    image: {{ .Values.registry }}/library/nginx:1.25
 "#,
     )?;
     write(

@@ -6,6 +6,8 @@ mod attached;
 mod bad_configs;
 mod cluster;
 mod common;
+mod corpus;
+mod discovery;
 mod errors;
 mod faults;
 mod hostile;

@@ -1,0 +1,209 @@
+//! `lazyoci images`: the image list of chart versions with provenance, and `--why`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Cli, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ImagesArgs, OutputFormat, cli_env,
+    default_artifact_dir, fail, output,
+};
+use crate::pipeline::{self, MirrorRequest};
+use crate::reference::ImageRef;
+use crate::result::{ImagesReport, ListedImage};
+
+/// Run `lazyoci images`.
+pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
+    let (mut spec, _) = match crate::config::load(&args.config) {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    if !args.sources.is_empty() {
+        let mut images = spec.images.take().unwrap_or_default();
+        images.sources = Some(args.sources.clone());
+        spec.images = Some(images);
+        for u in &mut spec.upstreams {
+            if let Some(i) = u.images.as_mut() {
+                i.sources = None;
+            }
+        }
+    }
+    let mut req = MirrorRequest::all(spec);
+    req.only = args.chart.clone();
+    req.versions = args.versions.clone();
+    req.dry_run = true;
+    let target = match pipeline::validate(&req) {
+        Ok((t, _)) => t,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let mut insecure = args.insecure.hosts.clone();
+    if req.spec.target.insecure {
+        insecure.push(target.host.clone());
+    }
+    let artifact_dir = cli
+        .artifact_dir
+        .clone()
+        .unwrap_or_else(default_artifact_dir);
+    let opts = crate::registry::RegistryOptions {
+        insecure_hosts: insecure.into_iter().collect(),
+        ..Default::default()
+    };
+    let env = match cli_env(opts, args.ca_file.as_ref(), artifact_dir) {
+        Ok(e) => e,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let cancel = CancellationToken::new();
+    super::cancel_on_signals(cancel.clone());
+    let report = match pipeline::images(&req, &env, &cancel).await {
+        Ok(r) => r,
+        Err(e) => return super::pipeline_failed(e),
+    };
+    let mut found_why = true;
+    let printed = match (&args.why, cli.output) {
+        (Some(image), OutputFormat::Text) => {
+            let text = why_text(&report, image);
+            found_why = text.is_some();
+            output::print_stdout(&text.unwrap_or_else(|| not_found(&report, image)))
+        }
+        (Some(image), format) => {
+            let narrowed = narrow(&report, image);
+            found_why = narrowed
+                .charts
+                .iter()
+                .flat_map(|c| &c.versions)
+                .any(|v| !v.images.is_empty() || !v.excluded.is_empty());
+            print_doc(&narrowed, format)
+        }
+        (None, OutputFormat::Text) => output::print_stdout(&list_text(&report)),
+        (None, format) => print_doc(&report, format),
+    };
+    if let Err(e) = printed {
+        return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
+    }
+    if cancel.is_cancelled() {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if report.has_failures() || !found_why {
+        ExitCode::from(EXIT_FAILURES)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}
+
+fn print_doc(report: &ImagesReport, format: OutputFormat) -> Result<(), String> {
+    let text = if format == OutputFormat::Json {
+        serde_json::to_string_pretty(report)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string())?
+    } else {
+        serde_saphyr::to_string(report).map_err(|e| e.to_string())?
+    };
+    output::print_stdout(&text)
+}
+
+/// Whether a listed image is the one asked about: the same normalised reference, or, for
+/// a partial name (`nginx`, `library/nginx`), a reference containing it.
+fn matches(image: &ListedImage, asked: &str) -> bool {
+    let asked = asked.trim();
+    if let Ok(r) = ImageRef::parse(asked)
+        && r.to_string() == image.source
+    {
+        return true;
+    }
+    let repo_and_tag = image
+        .source
+        .split_once('/')
+        .map_or(image.source.as_str(), |(_, rest)| rest);
+    image.source.contains(asked) || repo_and_tag.contains(asked)
+}
+
+fn narrow(report: &ImagesReport, asked: &str) -> ImagesReport {
+    let mut out = report.clone();
+    for c in &mut out.charts {
+        for v in &mut c.versions {
+            v.images.retain(|i| matches(i, asked));
+            v.excluded.retain(|i| matches(i, asked));
+        }
+    }
+    out
+}
+
+fn sources_of(i: &ListedImage) -> String {
+    let mut names: Vec<&str> = i.provenance.iter().map(|p| p.from.as_str()).collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// The list, per chart version.
+pub fn list_text(report: &ImagesReport) -> String {
+    let mut out = String::new();
+    for c in &report.charts {
+        for v in &c.versions {
+            let n = v.images.len();
+            let _ = writeln!(
+                out,
+                "── {}:{} ({n} image{}) ──",
+                c.key,
+                v.version,
+                if n == 1 { "" } else { "s" }
+            );
+            let width = v.images.iter().map(|i| i.source.len()).max().unwrap_or(0);
+            for i in &v.images {
+                let _ = writeln!(out, "  {:width$}  {}", i.source, sources_of(i));
+            }
+            for i in &v.excluded {
+                let _ = writeln!(out, "  excluded: {} ({})", i.source, sources_of(i));
+            }
+            for w in &v.warnings {
+                let _ = writeln!(out, "  warning: {w}");
+            }
+            if let Some(e) = &v.error {
+                let _ = writeln!(out, "  error: {e}");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Every place each matching image was found, or `None` when nothing matches.
+pub fn why_text(report: &ImagesReport, asked: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in &report.charts {
+        for v in &c.versions {
+            let listed = v.images.iter().map(|i| (i, "")).chain(
+                v.excluded
+                    .iter()
+                    .map(|i| (i, " (excluded by images.exclude)")),
+            );
+            for (i, suffix) in listed.filter(|(i, _)| matches(i, asked)) {
+                let _ = writeln!(
+                    out,
+                    "{} in {}:{} → {}{suffix}",
+                    i.source, c.key, v.version, i.target
+                );
+                for p in &i.provenance {
+                    let _ = writeln!(out, "  {:<12}{}", p.from.as_str(), p.at);
+                }
+                out.push('\n');
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn not_found(report: &ImagesReport, asked: &str) -> String {
+    let versions: Vec<String> = report
+        .charts
+        .iter()
+        .flat_map(|c| {
+            c.versions
+                .iter()
+                .map(move |v| format!("{}:{}", c.key, v.version))
+        })
+        .collect();
+    format!(
+        "{asked} is not among the images found for {}; run `lazyoci images` to list them\n",
+        versions.join(", ")
+    )
+}

@@ -1,0 +1,275 @@
+//! Image discovery for one chart version: the IO around the pure `discover` module —
+//! missing dependencies fetched, values files read, helm run — and the union assembled.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use futures::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, MirrorRequest, NoProgress, PipelineError, Unit, validate};
+use crate::chart::archive;
+use crate::discover::{
+    Discovery, Findings, RenderInputs, Selection, annotations, manifests, tree, values,
+};
+use crate::result::{ImagesChart, ImagesReport, ImagesVersion, ListedImage};
+use crate::source::FetchedChart;
+use crate::source::repo::RepoSource;
+use crate::spec::{DiscoverySource, UpstreamSpec};
+
+/// Values files larger than this are refused.
+const MAX_VALUES_FILE: u64 = 8 * 1024 * 1024;
+
+/// What discovery found, and the error that kept a source from running (the version is
+/// reported failed, and whatever the other sources found is still mirrored).
+pub(super) struct Discovered {
+    pub discovery: Discovery,
+    pub error: Option<String>,
+}
+
+/// Whether a `valuesFiles` entry names a local file rather than one inside the chart.
+pub fn is_local_values_file(entry: &str) -> bool {
+    entry.starts_with("./") || entry.starts_with("../") || entry.starts_with('/')
+}
+
+/// The images of every chart version the request names, with provenance; nothing is
+/// written anywhere. What `lazyoci images` prints.
+pub async fn images(
+    req: &MirrorRequest,
+    env: &super::Env,
+    cancel: &CancellationToken,
+) -> Result<ImagesReport, PipelineError> {
+    let (target, units) = validate(req)?;
+    env.renderer.check().await?;
+    env.registries.cancel_pauses_with(cancel.clone());
+    let repos = RepoSource::new(env.http.clone(), env.timeout);
+    let ctx = &Ctx {
+        req,
+        env,
+        target: &target,
+        repos: &repos,
+        progress: &NoProgress,
+        cancel,
+    };
+    let listed = |d: &crate::discover::DiscoveredImage| ListedImage {
+        source: d.image.to_string(),
+        target: d.image.remap(&target).to_string(),
+        provenance: d.provenance.clone(),
+    };
+    let jobs: Vec<_> = units
+        .iter()
+        .map(|u| {
+            async move {
+                if cancel.is_cancelled() {
+                    return (None, Some("cancelled".to_string()));
+                }
+                match ctx.fetch(u).await {
+                    Ok(fetched) => {
+                        let found = ctx.discover(u, &fetched).await;
+                        (Some(found.discovery), found.error)
+                    }
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            }
+            .boxed()
+        })
+        .collect();
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .buffered(req.concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = ImagesReport::default();
+    for (u, (discovery, error)) in units.iter().zip(results) {
+        let d = discovery.unwrap_or_default();
+        let version = ImagesVersion {
+            version: u.version.clone(),
+            images: d.images.iter().map(listed).collect(),
+            excluded: d.excluded.iter().map(listed).collect(),
+            warnings: d.warnings,
+            error,
+        };
+        match report.charts.last_mut() {
+            Some(c) if c.key == u.key => c.versions.push(version),
+            _ => report.charts.push(ImagesChart {
+                key: u.key.clone(),
+                chart: u.chart.clone(),
+                versions: vec![version],
+            }),
+        }
+    }
+    Ok(report)
+}
+
+impl Ctx<'_> {
+    pub(super) async fn discover(&self, u: &Unit, fetched: &FetchedChart) -> Discovered {
+        let up = &self.req.spec.upstreams[u.upstream];
+        let fail = |error: String| Discovered {
+            discovery: Discovery::default(),
+            error: Some(error),
+        };
+        let selection = match Selection::new(self.req.spec.images.as_ref(), up.images.as_ref()) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let mut root = match tree::read(&fetched.archive) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("cannot read the chart archive: {e}")),
+        };
+        let mut error = None;
+        let mut archive = fetched.archive.clone();
+        match crate::source::deps::vendor_missing(
+            &root,
+            &archive,
+            self.repos,
+            &self.env.registries,
+            &self.env.store,
+        )
+        .await
+        {
+            Ok(Some(with_deps)) => match tree::read(&with_deps) {
+                Ok(t) => {
+                    root = t;
+                    archive = with_deps;
+                }
+                Err(e) => error = Some(format!("a fetched dependency is unreadable: {e}")),
+            },
+            Ok(None) => {}
+            Err(e) => error = Some(e.to_string()),
+        }
+        let (inputs, overrides) = match render_inputs(up, &archive).await {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        let mut findings = Findings::default();
+        let mut warnings = Vec::new();
+        if selection.counts(DiscoverySource::Rendered) && error.is_none() {
+            match self.env.renderer.render(&u.chart, &archive, &inputs).await {
+                Ok(text) => match manifests::located_images(&text) {
+                    Ok(found) => findings.rendered = Some(found),
+                    Err(e) => error = Some(e),
+                },
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        if selection.counts(DiscoverySource::Annotations) {
+            let (found, w) = annotations::annotated(&root);
+            findings.annotations = Some(found);
+            warnings.extend(w);
+        }
+        if selection.counts(DiscoverySource::Lockfile) {
+            findings.lockfile = Some(annotations::locked(&root));
+        }
+        if selection.counts(DiscoverySource::Values) {
+            findings.values = Some(values::scan(&root, &overrides));
+        }
+        Discovered {
+            discovery: crate::discover::assemble(findings, &selection, warnings),
+            error,
+        }
+    }
+
+    /// Images only the values scan found, with a tag assumed from the appVersion, are
+    /// guesses: one the source does not have is dropped with a warning instead of failing
+    /// the run. Lookup errors keep the image (the copy reports them). Mirror runs only:
+    /// `lazyoci images` lists guesses as such and contacts no image registry.
+    pub(super) async fn drop_missing_guesses(&self, discovery: &mut Discovery) {
+        let guesses: Vec<usize> = (0..discovery.images.len())
+            .filter(|&i| {
+                discovery.images[i].provenance.iter().all(|p| {
+                    p.from == DiscoverySource::Values && p.at.ends_with(values::APP_VERSION_TAG)
+                })
+            })
+            .collect();
+        let mut missing = Vec::new();
+        for i in guesses {
+            let image = &discovery.images[i].image;
+            let Ok(client) = self.env.registries.client(&image.registry).await else {
+                continue;
+            };
+            let scope = crate::registry::Scope::Pull(image.repository.clone());
+            if let Ok(None) = client
+                .head_manifest(&image.repository, image.reference(), &scope)
+                .await
+            {
+                missing.push(i);
+            }
+        }
+        for i in missing.into_iter().rev() {
+            let d = discovery.images.remove(i);
+            let at = d
+                .provenance
+                .first()
+                .map(|p| p.at.as_str())
+                .unwrap_or_default();
+            discovery.warnings.push(format!(
+                "{} ({at}) is not at the source: its tag was assumed from the appVersion; not mirrored (name it in images.extra if another tag is meant)",
+                d.image
+            ));
+        }
+    }
+}
+
+/// The values files and inline values of an upstream, for helm and merged for the scan.
+async fn render_inputs(
+    up: &UpstreamSpec,
+    archive_bytes: &Bytes,
+) -> Result<(RenderInputs, Value), String> {
+    let mut inputs = RenderInputs {
+        kube_version: up.kube_version.clone(),
+        api_versions: up.api_versions.clone(),
+        ..Default::default()
+    };
+    let mut merged = Value::Object(Default::default());
+    for name in &up.values_files {
+        let content = if is_local_values_file(name) {
+            read_local(name).await?
+        } else {
+            let wanted = name.trim_start_matches("./").to_string();
+            let (_, files) = archive::files(archive_bytes, &|p| p == wanted, MAX_VALUES_FILE)
+                .map_err(|e| format!("valuesFiles {name:?}: {e}"))?;
+            files.into_iter().next().map(|(_, d)| d).ok_or_else(|| {
+                format!(
+                    "valuesFiles {name:?} is not in the chart; name a file inside the chart (e.g. values-production.yaml) or, in mirror.yaml, a path starting with ./"
+                )
+            })?
+        };
+        let text = std::str::from_utf8(&content)
+            .map_err(|_| format!("valuesFiles {name:?} is not UTF-8"))?;
+        let parsed: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                format!(
+                    "valuesFiles {name:?} is not YAML: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                )
+            })?
+        };
+        match parsed {
+            Value::Object(_) => values::merge(&mut merged, &parsed),
+            Value::Null => {}
+            _ => return Err(format!("valuesFiles {name:?} is not a mapping of values")),
+        }
+        inputs.values.push((name.clone(), content));
+    }
+    if let Some(v) = up.values.as_ref().filter(|v| v.is_object()) {
+        values::merge(&mut merged, v);
+        let json = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+        inputs
+            .values
+            .push(("values (from the config)".into(), json));
+    }
+    Ok((inputs, merged))
+}
+
+async fn read_local(path: &str) -> Result<Vec<u8>, String> {
+    let meta = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| format!("valuesFiles {path:?}: {e}"))?;
+    if meta.len() > MAX_VALUES_FILE {
+        return Err(format!("valuesFiles {path:?} is larger than 8 MiB"));
+    }
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("valuesFiles {path:?}: {e}"))
+}

@@ -1,0 +1,209 @@
+//! Chart dependencies that are not vendored in `charts/`: resolved from Chart.lock (or the
+//! Chart.yaml range), fetched through the same repo and OCI sources as any chart, and
+//! added to a copy of the archive so that helm can render it. The archive that is pushed
+//! stays the original. IO.
+
+use bytes::Bytes;
+
+use super::repo::RepoSource;
+use super::store::ArtifactStore;
+use crate::chart::archive;
+use crate::discover::tree::{ChartNode, Dependency};
+use crate::registry::Registries;
+use crate::spec::OciLocation;
+
+/// Why a dependency could not be provided.
+#[derive(Debug, thiserror::Error)]
+#[error("dependency {name} {version} of {chart}: {reason}")]
+pub struct DependencyError {
+    /// The chart declaring it.
+    pub chart: String,
+    /// Dependency name.
+    pub name: String,
+    /// Version or range.
+    pub version: String,
+    /// Why, and what to do.
+    pub reason: String,
+}
+
+/// The archive with every missing dependency of the top chart added under `charts/`, or
+/// `None` when nothing is missing. Fetched dependencies are themselves rendered as
+/// published (their own `charts/`).
+pub async fn vendor_missing(
+    tree: &ChartNode,
+    archive_bytes: &Bytes,
+    repos: &RepoSource,
+    registries: &Registries,
+    store: &ArtifactStore,
+) -> Result<Option<Bytes>, DependencyError> {
+    let mut extra = Vec::new();
+    for dep in tree.dependencies() {
+        if tree.subcharts.iter().any(|s| s.name == dep.name) {
+            continue;
+        }
+        let err = |reason: String| DependencyError {
+            chart: tree.name.clone(),
+            name: dep.name.clone(),
+            version: dep.version.clone(),
+            reason,
+        };
+        let version = match tree.locked_version(&dep.name, &dep.repository) {
+            Some(v) => v,
+            None => resolve(&dep, repos, registries).await.map_err(&err)?,
+        };
+        let fetched = fetch(&dep, &version, repos, registries, store)
+            .await
+            .map_err(&err)?;
+        extra.push((
+            format!("charts/{}-{}.tgz", dep.name, version),
+            fetched.to_vec(),
+        ));
+    }
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    archive::append(archive_bytes, &extra)
+        .map(|b| Some(Bytes::from(b)))
+        .map_err(|e| DependencyError {
+            chart: tree.name.clone(),
+            name: String::new(),
+            version: String::new(),
+            reason: format!("cannot add fetched dependencies to the archive: {e}"),
+        })
+}
+
+enum Where {
+    Repo(String),
+    Oci(OciLocation),
+}
+
+fn location(dep: &Dependency) -> Result<Where, String> {
+    let r = dep.repository.trim();
+    if r.starts_with("http://") || r.starts_with("https://") {
+        Ok(Where::Repo(r.to_string()))
+    } else if r.starts_with("oci://") {
+        OciLocation::parse(r).map(Where::Oci)
+    } else if r.is_empty() || r.starts_with("file://") {
+        Err(format!(
+            "it is not vendored in charts/ and its repository {:?} is not fetchable; vendor it before publishing (helm dependency build)",
+            r
+        ))
+    } else {
+        Err(format!(
+            "it is not vendored in charts/ and its repository {r:?} is a local helm repo alias; write the repository URL in Chart.yaml or vendor it"
+        ))
+    }
+}
+
+/// The highest published version satisfying the Chart.yaml constraint.
+async fn resolve(
+    dep: &Dependency,
+    repos: &RepoSource,
+    registries: &Registries,
+) -> Result<String, String> {
+    if semver::Version::parse(dep.version.trim_start_matches('v')).is_ok() {
+        return Ok(dep.version.clone());
+    }
+    let published = match location(dep)? {
+        Where::Repo(url) => repos
+            .versions(&url, &dep.name)
+            .await
+            .map_err(|e| e.to_string())?,
+        Where::Oci(loc) => {
+            let client = registries
+                .client(&loc.host)
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .list_tags(&loc.repository(&dep.name))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|t| t.replace('_', "+"))
+                .collect()
+        }
+    };
+    pick(&dep.version, &published).ok_or_else(|| {
+        format!(
+            "no published version satisfies {:?} (found: {})",
+            dep.version,
+            if published.is_empty() {
+                "none".to_string()
+            } else {
+                published.join(", ")
+            }
+        )
+    })
+}
+
+/// The highest version in `published` matching a Helm-style constraint (`~1.2.0`, `^1`,
+/// `1.x`, `>=1.0.0 <2.0.0`, `>=1, <2`).
+pub fn pick(constraint: &str, published: &[String]) -> Option<String> {
+    let normalised = constraint
+        .split(',')
+        .flat_map(|part| {
+            // Helm separates ANDed comparators with spaces too: ">=1.0 <2.0".
+            let mut out: Vec<String> = Vec::new();
+            for tok in part.split_whitespace() {
+                match out.last_mut() {
+                    Some(prev)
+                        if matches!(prev.as_str(), ">" | ">=" | "<" | "<=" | "=" | "~" | "^") =>
+                    {
+                        prev.push_str(tok)
+                    }
+                    _ => out.push(tok.to_string()),
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let req = semver::VersionReq::parse(&normalised).ok()?;
+    published
+        .iter()
+        .filter_map(|v| {
+            semver::Version::parse(v.trim_start_matches('v'))
+                .ok()
+                .map(|p| (p, v))
+        })
+        .filter(|(p, _)| req.matches(p))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, v)| v.clone())
+}
+
+async fn fetch(
+    dep: &Dependency,
+    version: &str,
+    repos: &RepoSource,
+    registries: &Registries,
+    store: &ArtifactStore,
+) -> Result<Bytes, String> {
+    let fetched = match location(dep)? {
+        Where::Repo(url) => repos.fetch(&url, &dep.name, version, store).await,
+        Where::Oci(loc) => super::oci::fetch(registries, &loc, &dep.name, version, store).await,
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(fetched.archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    #[test]
+    fn picks_the_highest_matching_version() {
+        let published: Vec<String> = ["0.3.0", "0.3.1", "0.4.0", "1.0.0-rc.1", "1.2.3"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(pick("~0.3.0", &published).as_deref(), Some("0.3.1"));
+        assert_eq!(pick("^0.3", &published).as_deref(), Some("0.3.1"));
+        assert_eq!(pick("0.x", &published).as_deref(), Some("0.4.0"));
+        assert_eq!(
+            pick(">= 0.3.0 < 1.0.0", &published).as_deref(),
+            Some("0.4.0")
+        );
+        assert_eq!(pick(">=1, <2", &published).as_deref(), Some("1.2.3"));
+        assert_eq!(pick("~5.0.0", &published), None);
+        assert_eq!(pick("not a range", &published), None);
+    }
+}

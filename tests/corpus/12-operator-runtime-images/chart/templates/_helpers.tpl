@@ -1,0 +1,3 @@
+{{- define "po.fullname" -}}
+{{- printf "%s-prometheus-operator" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
