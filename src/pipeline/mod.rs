@@ -531,14 +531,17 @@ impl Ctx<'_> {
             p = env.registries.host_permit(&src.registry) => p,
         };
         announce();
+        let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = streamed.clone();
         let task = tokio::spawn(async move {
             let _permits = permits;
-            copy(&env, &src2, &dst2, &digest).await
+            copy(&env, &src2, &dst2, &digest, counter).await
         });
         let abort = task.abort_handle();
+        let source = src.to_string();
         let joined = tokio::select! {
             _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }
-            j = task => j,
+            j = events::sample_bytes(task, &streamed, progress, &source) => j,
         };
         match joined {
             Ok(Ok((digest, bytes))) => ImageResult {

@@ -11,5 +11,6 @@ mod errors;
 mod faults;
 mod hostile;
 mod mirror_cli;
+mod progress_view;
 mod sources;
 mod transport;
