@@ -1,6 +1,7 @@
 //! Seeds a source registry for `scripts/bench.sh`: 40 images with shared base layers, one
-//! multi-arch index, one image with a ~760 MB layer (just over 1 GB in all), plus a chart
-//! referencing all of them and a mirror.yaml. Prints the image references, one per line.
+//! multi-arch index, one image with a single layer of just over 1 GiB (about 1.3 GiB in
+//! all), plus a chart referencing all of them and a mirror.yaml. Prints the image
+//! references, one per line.
 //!
 //! Usage: cargo run --release --example bench_seed -- SOURCE_ADDR TARGET_ADDR OUT_DIR
 
@@ -15,7 +16,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let out = std::path::Path::new(out);
     let mut refs = Vec::new();
-    // 38 images: 4 base layers of 8 MiB shared by groups, plus 2 own layers of 2-4 MiB.
+    // 38 images of three 2-4 MiB layers; the first is one of 12 shared bases (seed i % 4 at
+    // size 2 + i % 3 MiB), each used by 3 or 4 images.
     for i in 0..38u64 {
         let base = 10_000 + (i % 4);
         let img = images::image(
@@ -39,16 +41,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     refs.push(multi.reference(src));
-    let big = images::image(
-        src,
-        "bench/big",
-        "1.0",
-        &[50_000],
-        760 << 20,
-        false,
-        "amd64",
-    )
-    .await?;
+    // 1 GiB of incompressible data: the gzipped layer is a little larger than 1 GiB.
+    let big = images::image(src, "bench/big", "1.0", &[50_000], 1 << 30, false, "amd64").await?;
     refs.push(big.reference(src));
 
     charts::write_chart_with_images(&out.join("charts"), "bench", "1.0.0", &refs)?;

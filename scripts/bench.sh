@@ -24,6 +24,7 @@ echo "seeding $SRC ..." >&2
 "$CARGO_TARGET_DIR/release/examples/bench_seed" "$SRC" "$DST" "$WORK" > "$WORK/images.txt"
 N=$(wc -l < "$WORK/images.txt")
 BYTES=$(du -sb "$WORK/reg/source/data" | cut -f1)
+LARGEST=$(find "$WORK/reg/source/data" -path '*/blobs/sha256/*' -name data -printf '%s\n' | sort -n | tail -1)
 
 now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
@@ -63,7 +64,7 @@ t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeo-par < "$WORK/
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
 cat <<REPORT
-lazyoci vs skopeo $(skopeo --version | awk '{print $3}') — $N images, $((BYTES / 1024 / 1024)) MiB stored at the source, parallelism $P, $(nproc) cores
+lazyoci vs skopeo $(skopeo --version | awk '{print $3}') — $N images, $((BYTES / 1024 / 1024)) MiB stored at the source, largest layer $LARGEST bytes, parallelism $P, $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
 | run                                   | seconds | ratio (lazyoci / skopeo) |
 |---------------------------------------|---------|--------------------------|
 | lazyoci cold copy                     | $L_COLD |                          |

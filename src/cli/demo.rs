@@ -109,12 +109,14 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "$ lazyoci mirror --config mirror.yaml --all --insecure-registry {}\n",
         src.addr()
     ));
-    let first = super::run_and_print(cli.output, theme, &req, &env).await;
+    let first =
+        super::run_and_print(cli.output, theme, super::ProgressMode::Auto, &req, &env).await;
     if first != ExitCode::from(super::EXIT_OK) {
         return Ok(first);
     }
     say("\nAgain: everything is already there, so the second run only compares digests.\n");
-    let second = super::run_and_print(cli.output, theme, &req, &env).await;
+    let second =
+        super::run_and_print(cli.output, theme, super::ProgressMode::Auto, &req, &env).await;
     if args.keep {
         say(&format!(
             "\nRegistries stay up (source {}, target {}); Ctrl-C to stop.",

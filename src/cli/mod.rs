@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod images;
+pub mod live;
 pub mod output;
 
 use std::path::PathBuf;
@@ -15,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::DockerCredentials;
 use crate::discover::render::helm_from_env;
+use crate::pipeline::Progress;
 use crate::pipeline::{self, Env, MirrorRequest, PipelineError};
 use crate::registry::RegistryOptions;
+use live::ProgressMode;
 use output::Theme;
 
 /// Exit code: everything mirrored (or already present).
@@ -172,6 +175,16 @@ pub struct MirrorArgs {
     /// Plain-HTTP source registries.
     #[command(flatten)]
     pub insecure: InsecureRegistries,
+    /// Live progress view on stderr (bytes and rate of each copy in flight, totals):
+    /// auto draws it when stderr is a terminal; stdout is the same either way.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        env = "LAZYOCI_PROGRESS",
+        default_value_t = ProgressMode::Auto
+    )]
+    pub progress: ProgressMode,
 }
 
 /// `lazyoci images` flags: the same config and selection as `mirror`.
@@ -361,7 +374,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    run_and_print(cli.output, theme, &req, &env).await
+    run_and_print(cli.output, theme, args.progress, &req, &env).await
 }
 
 /// Report a run that could not start: usage errors (spec, `--chart`, helm missing) exit 2,
@@ -379,13 +392,24 @@ pub fn pipeline_failed(e: PipelineError) -> ExitCode {
 pub async fn run_and_print(
     format: OutputFormat,
     theme: Theme,
+    live: ProgressMode,
     req: &MirrorRequest,
     env: &Env,
 ) -> ExitCode {
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
-    let progress = output::TextProgress::new(theme, format != OutputFormat::Text);
-    let report = match pipeline::run(req, env, &progress, &cancel).await {
+    let text = output::TextProgress::new(theme, format != OutputFormat::Text);
+    let mut view = None;
+    let progress: &dyn Progress = if live.enabled() {
+        &*view.insert(live::LiveView::new(text, req.dry_run))
+    } else {
+        &text
+    };
+    let outcome = pipeline::run(req, env, progress, &cancel).await;
+    if let Some(v) = &view {
+        v.finish();
+    }
+    let report = match outcome {
         Ok(r) => r,
         Err(e) => return pipeline_failed(e),
     };

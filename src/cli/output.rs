@@ -93,6 +93,9 @@ pub struct TextProgress {
     state: Mutex<State>,
     theme: Theme,
     to_stderr: bool,
+    bars: Option<indicatif::MultiProgress>,
+    /// With bars: the end of the text written so far when it is not a whole line yet.
+    partial: Mutex<String>,
 }
 
 impl TextProgress {
@@ -102,13 +105,49 @@ impl TextProgress {
             state: Mutex::new(State::default()),
             theme,
             to_stderr,
+            bars: None,
+            partial: Mutex::new(String::new()),
         }
+    }
+
+    /// Lift `bars` (the live view on stderr) off the terminal while a line is written, so
+    /// lines and bars never tear each other. The lines themselves do not change.
+    pub fn around_bars(mut self, bars: indicatif::MultiProgress) -> Self {
+        self.bars = Some(bars);
+        self
     }
 
     fn emit(&self, text: &str) {
         if text.is_empty() {
             return;
         }
+        let Some(bars) = &self.bars else {
+            return self.write(text);
+        };
+        // Bars are drawn below the last line, so only whole lines go out while they are up;
+        // the bytes are the same, a partial line ("pushing... ") just waits for its end.
+        let Ok(mut partial) = self.partial.lock() else {
+            return self.write(text);
+        };
+        partial.push_str(text);
+        if let Some(end) = partial.rfind('\n') {
+            let lines: String = partial.drain(..=end).collect();
+            bars.suspend(|| self.write(&lines));
+        }
+    }
+
+    /// Write out a partial line held back while bars were up (once they are gone).
+    pub fn flush_partial(&self) {
+        let rest = match self.partial.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return,
+        };
+        if !rest.is_empty() {
+            self.write(&rest);
+        }
+    }
+
+    fn write(&self, text: &str) {
         if self.to_stderr {
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
         } else {
@@ -121,7 +160,7 @@ impl TextProgress {
         let src_line =
             |unit: usize, src: &str, rest: String| (unit, format!("    {src} → {rest}\n"));
         match event {
-            Event::Plan(_) => (0, String::new()),
+            Event::Plan(_) | Event::ImageBytes { .. } => (0, String::new()),
             Event::ChartPushing(u) => (*u, "  Chart: pushing... ".into()),
             Event::Chart {
                 unit,
@@ -201,6 +240,9 @@ impl TextProgress {
 
 impl Progress for TextProgress {
     fn event(&self, event: Event) {
+        if matches!(event, Event::ImageBytes { .. }) {
+            return;
+        }
         let Ok(mut state) = self.state.lock() else {
             return;
         };

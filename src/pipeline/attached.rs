@@ -65,7 +65,7 @@ impl Ctx<'_> {
         }
         tokio::select! {
             _ = self.cancel.cancelled() => super::failed(src, dst, "cancelled".into()),
-            a = sync(self.env, src, dst, digest, self.req.dry_run) => a.apply(r),
+            a = sync(self.env, src, dst, digest, self.req.dry_run, Default::default()) => a.apply(r),
         }
     }
 }
@@ -80,13 +80,15 @@ struct Found {
 }
 
 /// Sync the artifacts attached to `digest` from `src`'s repository to `dst`'s (HEADs only in
-/// a dry run). Never fails as a whole: problems are in the entries and `error`.
+/// a dry run), counting blob bytes into `streamed` as they go (for live progress). Never
+/// fails as a whole: problems are in the entries and `error`.
 pub(super) async fn sync(
     env: &Env,
     src: &ImageRef,
     dst: &ImageRef,
     digest: &str,
     dry_run: bool,
+    streamed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Attached {
     let mut out = Attached::default();
     let clients = async {
@@ -108,7 +110,10 @@ pub(super) async fn sync(
         src,
         dst,
         env,
-        stats: CopyStats::default(),
+        stats: CopyStats {
+            streamed,
+            ..Default::default()
+        },
     };
     let cosign = [
         (AttachedKind::Signature, ".sig"),

@@ -57,6 +57,7 @@ pub(super) async fn copy(
     src: &ImageRef,
     dst: &ImageRef,
     digest: &str,
+    streamed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<(String, u64), RegistryError> {
     let s = env.registries.client(&src.registry).await?;
     let d = env.registries.client(&dst.registry).await?;
@@ -71,7 +72,10 @@ pub(super) async fn copy(
             host: src.registry.clone(),
             reason: format!("{src} not found at the source"),
         })?;
-    let stats = CopyStats::default();
+    let stats = CopyStats {
+        streamed,
+        ..Default::default()
+    };
     let job = CopyJob {
         src: &s,
         src_repo: &src.repository,

@@ -541,24 +541,30 @@ impl Ctx<'_> {
             p = env.registries.host_permit(&src.registry) => p,
         };
         announce();
+        let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = streamed.clone();
         let signatures = self.req.signatures;
         let wanted = digest.clone();
         let task = tokio::spawn(async move {
             let _permits = permits;
             // Attached artifacts first: the image tag is written last, once they are there.
             let attached = match signatures {
-                true => attached::sync(&env, &src2, &dst2, &digest, false).await,
+                true => attached::sync(&env, &src2, &dst2, &digest, false, counter.clone()).await,
                 false => attached::Attached::default(),
             };
             if attached.failed() {
                 return (attached, None);
             }
-            (attached, Some(copy(&env, &src2, &dst2, &digest).await))
+            (
+                attached,
+                Some(copy(&env, &src2, &dst2, &digest, counter).await),
+            )
         });
         let abort = task.abort_handle();
+        let source = src.to_string();
         let joined = tokio::select! {
             _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }
-            j = task => j,
+            j = events::sample_bytes(task, &streamed, progress, &source) => j,
         };
         match joined {
             Ok((attached, Some(Ok((digest, bytes))))) => attached.apply(ImageResult {

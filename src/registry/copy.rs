@@ -24,6 +24,9 @@ pub struct CopyStats {
     pub blobs_present: AtomicU64,
     /// Blobs mounted from another repository of the target.
     pub blobs_mounted: AtomicU64,
+    /// Blob bytes streamed so far, counted chunk by chunk while uploads run (attempts that
+    /// failed and were retried included), for live progress; `bytes` is the final count.
+    pub streamed: std::sync::Arc<AtomicU64>,
 }
 
 /// Where to copy from and to.
@@ -169,7 +172,7 @@ impl CopyJob<'_> {
         let retries = self.src.opts.retries;
         let mut attempt = 0;
         loop {
-            match self.stream_blob(d).await {
+            match self.stream_blob(d, &stats.streamed).await {
                 Ok(()) => break,
                 Err(e) if e.is_transient() && attempt < retries => {
                     tracing::debug!(digest = %d.digest, error = %e, "retrying blob transfer");
@@ -190,7 +193,11 @@ impl CopyJob<'_> {
         Ok(())
     }
 
-    async fn stream_blob(&self, d: &Descriptor) -> Result<(), RegistryError> {
+    async fn stream_blob(
+        &self,
+        d: &Descriptor,
+        streamed: &std::sync::Arc<AtomicU64>,
+    ) -> Result<(), RegistryError> {
         let resp = self.src.get_blob(self.src_repo, &d.digest).await?;
         if let Some(len) = resp.content_length()
             && len != d.size
@@ -203,7 +210,12 @@ impl CopyJob<'_> {
                 ),
             });
         }
-        let body = verified_stream(resp.bytes_stream(), d.digest.clone(), d.size);
+        let streamed = streamed.clone();
+        let body = verified_stream(resp.bytes_stream(), d.digest.clone(), d.size).inspect_ok(
+            move |chunk| {
+                streamed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            },
+        );
         self.dst
             .push_blob_stream(
                 self.dst_repo,

@@ -143,6 +143,7 @@ pub fn run_lazyoci(
         .env("LAZYOCI_HELM", lazyoci::testkit::helm_bin())
         .env("NO_COLOR", "1")
         .env_remove("LAZYOCI_INSECURE_REGISTRIES")
+        .env_remove("LAZYOCI_PROGRESS")
         .env_remove("HELM_REGISTRY_CONFIG");
     for (k, v) in base_env.iter().chain(env) {
         cmd.env(k, v);
