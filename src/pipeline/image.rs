@@ -1,11 +1,21 @@
-//! One image: compare digests (HEAD only), then copy the manifest tree. IO.
+//! The image phase: each distinct image once, existence by digest (HEAD only), then the
+//! copies — largest first, at most `concurrency` in flight — each in its own task. IO.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::Env;
+use futures::{FutureExt, StreamExt};
+
+use super::{Ctx, Env, Event, attached, events, failed, result};
 use crate::reference::ImageRef;
 use crate::registry::copy::{CopyJob, CopyStats};
+use crate::registry::manifest::{Parsed, RawManifest};
 use crate::registry::{RegistryError, Scope};
+use crate::result::{ImageResult, ImageStatus, MovedTag};
+
+/// The images of a run: key → (source, target, units using it).
+pub(super) type Jobs = HashMap<String, (ImageRef, ImageRef, Vec<usize>)>;
 
 pub(super) enum Check {
     /// The target tag holds the source digest.
@@ -33,10 +43,7 @@ pub(super) async fn check(
                 &Scope::Pull(src.repository.clone()),
             )
             .await?
-            .ok_or_else(|| RegistryError::Protocol {
-                host: src.registry.clone(),
-                reason: format!("{src} not found at the source"),
-            })?,
+            .ok_or_else(|| not_at_source(src))?,
     };
     let present = d
         .head_manifest(
@@ -52,26 +59,65 @@ pub(super) async fn check(
     })
 }
 
-pub(super) async fn copy(
+fn not_at_source(src: &ImageRef) -> RegistryError {
+    RegistryError::Protocol {
+        host: src.registry.clone(),
+        reason: format!("{src} not found at the source"),
+    }
+}
+
+/// Children of an index whose sizes are looked up to order the copies; beyond that the
+/// rest are assumed the size of the ones seen.
+const SIZED_CHILDREN: usize = 8;
+
+/// The source manifest of `digest` and how many blob bytes the image holds (all platforms).
+/// Read before copying so that the largest images start first.
+async fn prefetch(
+    env: &Env,
+    src: &ImageRef,
+    digest: &str,
+) -> Result<(RawManifest, u64), RegistryError> {
+    let s = env.registries.client(&src.registry).await?;
+    let scope = Scope::Pull(src.repository.clone());
+    let root = s
+        .get_manifest(&src.repository, digest, &scope)
+        .await?
+        .ok_or_else(|| not_at_source(src))?;
+    let blobs = |p: &Parsed| match p {
+        Parsed::Image { config, layers } => {
+            config.size + layers.iter().map(|l| l.size).sum::<u64>()
+        }
+        Parsed::Index(_) => 0,
+    };
+    let size = match Parsed::parse(&root.bytes, Some(&root.media_type)) {
+        Ok((Parsed::Index(children), _)) => {
+            let mut seen = 0u64;
+            for c in children.iter().take(SIZED_CHILDREN) {
+                if let Ok(Some(m)) = s.get_manifest(&src.repository, &c.digest, &scope).await
+                    && let Ok((p, _)) = Parsed::parse(&m.bytes, Some(&m.media_type))
+                {
+                    seen += blobs(&p);
+                }
+            }
+            let sized = children.len().clamp(1, SIZED_CHILDREN) as u64;
+            seen * children.len() as u64 / sized
+        }
+        Ok((p, _)) => blobs(&p),
+        // The copy reports what is wrong with it.
+        Err(_) => 0,
+    };
+    Ok((root, size))
+}
+
+async fn copy(
     env: &Env,
     src: &ImageRef,
     dst: &ImageRef,
-    digest: &str,
-    streamed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    root: &RawManifest,
+    streamed: Arc<AtomicU64>,
 ) -> Result<(String, u64), RegistryError> {
     let s = env.registries.client(&src.registry).await?;
     let d = env.registries.client(&dst.registry).await?;
-    let root = s
-        .get_manifest(
-            &src.repository,
-            digest,
-            &Scope::Pull(src.repository.clone()),
-        )
-        .await?
-        .ok_or_else(|| RegistryError::Protocol {
-            host: src.registry.clone(),
-            reason: format!("{src} not found at the source"),
-        })?;
     let stats = CopyStats {
         streamed,
         ..Default::default()
@@ -84,6 +130,230 @@ pub(super) async fn copy(
         blob_parallelism: 3,
         blobs: env.registries.blob_index(),
     };
-    let digest = job.copy(&root, dst.tag.as_deref(), &stats).await?;
+    let digest = job.copy(root, dst.tag.as_deref(), &stats).await?;
     Ok((digest, stats.bytes.load(Ordering::Relaxed)))
+}
+
+/// An image that needs copying.
+struct Pending {
+    digest: String,
+    previous: Option<String>,
+    root: RawManifest,
+    size: u64,
+}
+
+enum Planned {
+    Done(ImageResult),
+    Copy(Box<Pending>),
+}
+
+impl Ctx<'_> {
+    /// Check every image, then copy the missing ones, largest first: the run ends when its
+    /// longest copy does, so that one starts at once. Every result is reported to each
+    /// unit that uses the image as soon as it is known.
+    pub(super) async fn copy_all(
+        &self,
+        order: &[String],
+        jobs: &Jobs,
+        collisions: &HashMap<String, String>,
+        remaining: &[AtomicUsize],
+    ) -> HashMap<String, ImageResult> {
+        let concurrency = self.req.concurrency.max(1);
+        let finish = |key: &String, result: ImageResult| {
+            for &u in &jobs[key].2 {
+                self.progress.event(Event::Image {
+                    unit: u,
+                    result: result.clone(),
+                });
+                if remaining[u].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.progress.event(Event::UnitDone(u));
+                }
+            }
+            (key.clone(), result)
+        };
+        let plans: Vec<_> = order
+            .iter()
+            .map(|key| {
+                let (src, dst, _) = &jobs[key];
+                let collision = collisions.get(key).cloned();
+                async move {
+                    let planned = match collision {
+                        Some(error) => Planned::Done(failed(src, dst, error)),
+                        None => self.plan(src, dst).await,
+                    };
+                    (key, planned)
+                }
+                .boxed()
+            })
+            .collect();
+        let planned: Vec<(&String, Planned)> = futures::stream::iter(plans)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut outcomes = HashMap::new();
+        let mut pending = Vec::new();
+        for (key, p) in planned {
+            match p {
+                Planned::Done(r) => {
+                    let (k, r) = finish(key, r);
+                    outcomes.insert(k, r);
+                }
+                Planned::Copy(p) => pending.push((key, p)),
+            }
+        }
+        pending.sort_by(|a, b| b.1.size.cmp(&a.1.size).then(a.0.cmp(b.0)));
+        let copies: Vec<_> = pending
+            .into_iter()
+            .map(|(key, p)| {
+                let (src, dst, users) = &jobs[key];
+                async move { finish(key, self.copy_one(src, dst, users, *p).await) }.boxed()
+            })
+            .collect();
+        let copied: Vec<(String, ImageResult)> = futures::stream::iter(copies)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        outcomes.extend(copied);
+        outcomes
+    }
+
+    /// Existence by digest, the moved-tag policy, dry runs; what remains is a copy.
+    async fn plan(&self, src: &ImageRef, dst: &ImageRef) -> Planned {
+        if self.cancel.is_cancelled() {
+            return Planned::Done(failed(src, dst, "cancelled".into()));
+        }
+        let checked = tokio::select! {
+            _ = self.cancel.cancelled() => return Planned::Done(failed(src, dst, "cancelled".into())),
+            p = check(self.env, src, dst) => p,
+        };
+        let (digest, previous) = match checked {
+            Err(e) => return Planned::Done(failed(src, dst, e.to_string())),
+            Ok(Check::Present(d)) => {
+                let skipped = result(src, dst, ImageStatus::Skipped, Some(d.clone()));
+                return Planned::Done(self.with_attached(src, dst, &d, skipped).await);
+            }
+            Ok(Check::Missing(d)) => (d, None),
+            Ok(Check::Moved { digest, previous }) => match self.req.on_moved_tag {
+                MovedTag::Overwrite => (digest, Some(previous)),
+                MovedTag::Skip => {
+                    return Planned::Done(ImageResult {
+                        previous_digest: Some(previous),
+                        note: Some("the source tag moved since it was mirrored; the target keeps its digest (--on-moved-tag skip)".into()),
+                        ..result(src, dst, ImageStatus::Skipped, Some(digest))
+                    });
+                }
+                MovedTag::Fail => {
+                    return Planned::Done(ImageResult {
+                        previous_digest: Some(previous.clone()),
+                        ..failed(
+                            src,
+                            dst,
+                            format!(
+                                "the source tag moved: it now points to {digest}, the target tag holds {previous} (--on-moved-tag fail); the target was left as it is"
+                            ),
+                        )
+                    });
+                }
+            },
+        };
+        if self.req.dry_run {
+            let would = ImageResult {
+                previous_digest: previous.clone(),
+                note: moved_note(&previous),
+                ..result(src, dst, ImageStatus::WouldCopy, Some(digest.clone()))
+            };
+            return Planned::Done(self.with_attached(src, dst, &digest, would).await);
+        }
+        let fetched = tokio::select! {
+            _ = self.cancel.cancelled() => return Planned::Done(failed(src, dst, "cancelled".into())),
+            f = prefetch(self.env, src, &digest) => f,
+        };
+        match fetched {
+            Ok((root, size)) => Planned::Copy(Box::new(Pending {
+                digest,
+                previous,
+                root,
+                size,
+            })),
+            Err(e) => Planned::Done(failed(src, dst, e.to_string())),
+        }
+    }
+
+    /// Copy one image (its attached artifacts first, the tag last) in its own task: a
+    /// panic there is one failed image, not a crashed run.
+    async fn copy_one(
+        &self,
+        src: &ImageRef,
+        dst: &ImageRef,
+        users: &[usize],
+        p: Pending,
+    ) -> ImageResult {
+        let env = self.env.clone();
+        let permits = tokio::select! {
+            _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
+            p = env.registries.host_permit(&src.registry) => p,
+        };
+        for &u in users {
+            self.progress.event(Event::ImageCopying {
+                unit: u,
+                source: src.to_string(),
+            });
+        }
+        let streamed = Arc::new(AtomicU64::new(0));
+        let counter = streamed.clone();
+        let signatures = self.req.signatures;
+        let (src2, dst2) = (src.clone(), dst.clone());
+        let Pending {
+            digest,
+            previous,
+            root,
+            ..
+        } = p;
+        let wanted = digest.clone();
+        let task = tokio::spawn(async move {
+            let _permits = permits;
+            let attached = match signatures {
+                true => attached::sync(&env, &src2, &dst2, &digest, false, counter.clone()).await,
+                false => attached::Attached::default(),
+            };
+            if attached.failed() {
+                return (attached, None);
+            }
+            (
+                attached,
+                Some(copy(&env, &src2, &dst2, &root, counter).await),
+            )
+        });
+        let abort = task.abort_handle();
+        let source = src.to_string();
+        let joined = tokio::select! {
+            _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }
+            j = events::sample_bytes(task, &streamed, self.progress, &source) => j,
+        };
+        let note = moved_note(&previous);
+        match joined {
+            Ok((attached, Some(Ok((digest, bytes))))) => attached.apply(ImageResult {
+                bytes,
+                previous_digest: previous,
+                note,
+                ..result(src, dst, ImageStatus::Copied, Some(digest))
+            }),
+            Ok((attached, Some(Err(e)))) => attached.apply(failed(src, dst, e.to_string())),
+            Ok((attached, None)) => {
+                attached.apply(result(src, dst, ImageStatus::Copied, Some(wanted)))
+            }
+            Err(e) if e.is_panic() => failed(
+                src,
+                dst,
+                "internal error while copying (a panic); please report it".into(),
+            ),
+            Err(_) => failed(src, dst, "cancelled".into()),
+        }
+    }
+}
+
+fn moved_note(previous: &Option<String>) -> Option<String> {
+    previous
+        .as_ref()
+        .map(|p| format!("the source tag moved since it was mirrored; replaced {p}"))
 }

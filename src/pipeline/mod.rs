@@ -3,8 +3,9 @@
 //!
 //! Two phases. First, per chart version (in parallel, order kept): fetch the chart, push it
 //! to the target, render it and collect its images. Then, once every image of the run is
-//! known: refuse target collisions, and copy each distinct image once, with at most
-//! `concurrency` copies in flight across the whole run. Failures are recorded per chart
+//! known: refuse target collisions, check each distinct image once by digest, and copy the
+//! missing ones largest first, with at most `concurrency` copies in flight across the whole
+//! run ([`image`]). Failures are recorded per chart
 //! version and per image; the run goes on. [`run`] returns `Err` only when it cannot start.
 
 mod attached;
@@ -36,7 +37,6 @@ use crate::source::repo::RepoSource;
 use crate::source::store::ArtifactStore;
 use crate::source::{FetchError, FetchedChart};
 use crate::spec::{ChartMirrorSpec, OciLocation, SourceType, TargetUrl, version_tag};
-use image::{Check, check, copy};
 use plan::{chart_repo, collisions};
 /// What to mirror in one run.
 #[derive(Clone, Debug)]
@@ -197,7 +197,7 @@ pub async fn run(
 
     // Phase 2: images, each distinct one once, bounded across the run.
     let mut order: Vec<String> = Vec::new();
-    let mut jobs: HashMap<String, (ImageRef, ImageRef, Vec<usize>)> = HashMap::new();
+    let mut jobs: image::Jobs = HashMap::new();
     for (unit, imgs) in images.iter().enumerate() {
         for img in imgs.iter().map(|d| &d.image) {
             let key = img.to_string();
@@ -220,35 +220,7 @@ pub async fn run(
             progress.event(Event::UnitDone(i));
         }
     }
-    let copies: Vec<_> = order
-        .iter()
-        .map(|key| {
-            let (src, dst_ref, users) = &jobs[key];
-            let collision = collisions.get(key).cloned();
-            let remaining = &remaining;
-            async move {
-                let result = match collision {
-                    Some(error) => failed(src, dst_ref, error),
-                    None => ctx.image(src, dst_ref, users).await,
-                };
-                for &u in users {
-                    progress.event(Event::Image {
-                        unit: u,
-                        result: result.clone(),
-                    });
-                    if remaining[u].fetch_sub(1, Ordering::AcqRel) == 1 {
-                        progress.event(Event::UnitDone(u));
-                    }
-                }
-                (key.clone(), result)
-            }
-            .boxed()
-        })
-        .collect();
-    let outcomes: HashMap<String, ImageResult> = futures::stream::iter(copies)
-        .buffer_unordered(req.concurrency.max(1))
-        .collect()
-        .await;
+    let outcomes = ctx.copy_all(&order, &jobs, &collisions, &remaining).await;
 
     let mut report = MirrorReport {
         dry_run: req.dry_run,
@@ -472,117 +444,5 @@ impl Ctx<'_> {
             });
         }
         (vr, d.images)
-    }
-
-    async fn image(&self, src: &ImageRef, dst: &ImageRef, users: &[usize]) -> ImageResult {
-        if self.cancel.is_cancelled() {
-            return failed(src, dst, "cancelled".into());
-        }
-        let env = self.env.clone();
-        let (src2, dst2, dry_run) = (src.clone(), dst.clone(), self.req.dry_run);
-        let progress = self.progress;
-        let announce = || {
-            for &u in users {
-                progress.event(Event::ImageCopying {
-                    unit: u,
-                    source: src.to_string(),
-                });
-            }
-        };
-        // Existence check here, the copy itself in its own task (a panic there is one
-        // failed image, not a crashed run).
-        let plan = tokio::select! {
-            _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
-            p = check(&env, &src2, &dst2) => p,
-        };
-        let (digest, previous) = match plan {
-            Err(e) => return failed(src, dst, e.to_string()),
-            Ok(Check::Present(d)) => {
-                let skipped = result(src, dst, ImageStatus::Skipped, Some(d.clone()));
-                return self.with_attached(src, dst, &d, skipped).await;
-            }
-            Ok(Check::Missing(d)) => (d, None),
-            Ok(Check::Moved { digest, previous }) => match self.req.on_moved_tag {
-                MovedTag::Overwrite => (digest, Some(previous)),
-                MovedTag::Skip => {
-                    return ImageResult {
-                        previous_digest: Some(previous),
-                        note: Some("the source tag moved since it was mirrored; the target keeps its digest (--on-moved-tag skip)".into()),
-                        ..result(src, dst, ImageStatus::Skipped, Some(digest))
-                    };
-                }
-                MovedTag::Fail => {
-                    return ImageResult {
-                        previous_digest: Some(previous.clone()),
-                        ..failed(
-                            src,
-                            dst,
-                            format!(
-                                "the source tag moved: it now points to {digest}, the target tag holds {previous} (--on-moved-tag fail); the target was left as it is"
-                            ),
-                        )
-                    };
-                }
-            },
-        };
-        let moved_note = previous
-            .as_ref()
-            .map(|p| format!("the source tag moved since it was mirrored; replaced {p}"));
-        if dry_run {
-            let would = ImageResult {
-                previous_digest: previous,
-                note: moved_note,
-                ..result(src, dst, ImageStatus::WouldCopy, Some(digest.clone()))
-            };
-            return self.with_attached(src, dst, &digest, would).await;
-        }
-        let permits = tokio::select! {
-            _ = self.cancel.cancelled() => return failed(src, dst, "cancelled".into()),
-            p = env.registries.host_permit(&src.registry) => p,
-        };
-        announce();
-        let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = streamed.clone();
-        let signatures = self.req.signatures;
-        let wanted = digest.clone();
-        let task = tokio::spawn(async move {
-            let _permits = permits;
-            // Attached artifacts first: the image tag is written last, once they are there.
-            let attached = match signatures {
-                true => attached::sync(&env, &src2, &dst2, &digest, false, counter.clone()).await,
-                false => attached::Attached::default(),
-            };
-            if attached.failed() {
-                return (attached, None);
-            }
-            (
-                attached,
-                Some(copy(&env, &src2, &dst2, &digest, counter).await),
-            )
-        });
-        let abort = task.abort_handle();
-        let source = src.to_string();
-        let joined = tokio::select! {
-            _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }
-            j = events::sample_bytes(task, &streamed, progress, &source) => j,
-        };
-        match joined {
-            Ok((attached, Some(Ok((digest, bytes))))) => attached.apply(ImageResult {
-                bytes,
-                previous_digest: previous,
-                note: moved_note,
-                ..result(src, dst, ImageStatus::Copied, Some(digest))
-            }),
-            Ok((attached, Some(Err(e)))) => attached.apply(failed(src, dst, e.to_string())),
-            Ok((attached, None)) => {
-                attached.apply(result(src, dst, ImageStatus::Copied, Some(wanted)))
-            }
-            Err(e) if e.is_panic() => failed(
-                src,
-                dst,
-                "internal error while copying (a panic); please report it".into(),
-            ),
-            Err(_) => failed(src, dst, "cancelled".into()),
-        }
     }
 }

@@ -145,3 +145,40 @@ async fn a_per_host_limit_caps_copies_from_one_source_registry() {
         }
     }
 }
+
+/// The missing images are copied largest first (the run ends when its longest copy does),
+/// whatever order the chart lists them in; each is sized from its source manifest.
+#[tokio::test]
+async fn the_largest_images_are_copied_first() {
+    let w = world().await;
+    let src = w.src_host();
+    let mut refs = Vec::new();
+    for (repo, size) in [
+        ("order/a-small", 2_000),
+        ("order/b-big", 400_000),
+        ("order/c-mid", 60_000),
+    ] {
+        let img = images::image(src, repo, "1.0", &[size as u64 + 7], size, false, "amd64")
+            .await
+            .unwrap();
+        refs.push(img.reference(src));
+    }
+    let chart = image_chart(&w, "sized", &refs);
+    w.config(
+        "mirror.yaml",
+        &format!(
+            "target:\n  url: {}/m\n  insecure: true\nupstreams:\n  sized:\n    type: local\n    path: {}\n    chart: sized\n    versions: [\"1.0.0\"]\n",
+            w.dst.addr(),
+            chart.display()
+        ),
+    );
+    let run = w.run(&["mirror", "--all", "--images-only", "--concurrency", "1"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let started: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("→ copying..."))
+        .map(|l| l.trim().split(['/', ':']).nth(3).unwrap_or_default())
+        .collect();
+    assert_eq!(started, ["b-big", "c-mid", "a-small"], "{run:?}");
+}
