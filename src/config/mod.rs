@@ -6,6 +6,7 @@
 //! before that.
 
 mod extract;
+mod read;
 pub mod yaml;
 
 use std::fmt;
