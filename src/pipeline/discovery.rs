@@ -7,14 +7,13 @@ use serde_json::Value;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, MirrorRequest, NoProgress, PipelineError, Unit, validate};
+use super::{Ctx, MirrorRequest, NoProgress, PipelineError, Unit};
 use crate::chart::archive;
 use crate::discover::{
     Discovery, Findings, RenderInputs, Selection, annotations, manifests, tree, values,
 };
 use crate::result::{ImagesChart, ImagesReport, ImagesVersion, ListedImage};
 use crate::source::FetchedChart;
-use crate::source::repo::RepoSource;
 use crate::spec::{DiscoverySource, UpstreamSpec};
 
 /// Values files larger than this are refused.
@@ -39,10 +38,7 @@ pub async fn images(
     env: &super::Env,
     cancel: &CancellationToken,
 ) -> Result<ImagesReport, PipelineError> {
-    let (target, units) = validate(req)?;
-    env.renderer.check().await?;
-    env.registries.cancel_pauses_with(cancel.clone());
-    let repos = RepoSource::new(env.http.clone(), env.timeout);
+    let (target, units, repos) = super::start(req, env, cancel, true).await?;
     let ctx = &Ctx {
         req,
         env,

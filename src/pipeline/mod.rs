@@ -155,6 +155,26 @@ pub enum PipelineError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
+/// What every run starts with: the request checked, helm checked when it will render,
+/// rate-limit pauses tied to `cancel`, a Helm repository source for the run.
+async fn start(
+    req: &MirrorRequest,
+    env: &Env,
+    cancel: &CancellationToken,
+    renders: bool,
+) -> Result<(TargetUrl, Vec<Unit>, RepoSource), PipelineError> {
+    let (target, units) = validate(req)?;
+    if renders {
+        env.renderer.check().await?;
+    }
+    env.registries.cancel_pauses_with(cancel.clone());
+    Ok((
+        target,
+        units,
+        RepoSource::new(env.http.clone(), env.timeout),
+    ))
+}
+
 /// Mirror everything the request asks for.
 pub async fn run(
     req: &MirrorRequest,
@@ -163,14 +183,9 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<MirrorReport, PipelineError> {
     let started = Instant::now();
-    let (target, units) = validate(req)?;
-    if !req.charts_only {
-        env.renderer.check().await?;
-    }
-    env.registries.cancel_pauses_with(cancel.clone());
+    let (target, units, repos) = start(req, env, cancel, !req.charts_only).await?;
     let dst = env.registries.client(&target.host).await?;
     progress.event(Event::Plan(units.clone()));
-    let repos = RepoSource::new(env.http.clone(), env.timeout);
     let ctx = &Ctx {
         req,
         env,
