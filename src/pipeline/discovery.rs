@@ -107,7 +107,7 @@ impl Ctx<'_> {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        let mut root = match tree::read(&fetched.archive) {
+        let mut root = match read_tree(fetched.archive.clone()).await {
             Ok(t) => t,
             Err(e) => return fail(format!("cannot read the chart archive: {e}")),
         };
@@ -122,7 +122,7 @@ impl Ctx<'_> {
         )
         .await
         {
-            Ok(Some(with_deps)) => match tree::read(&with_deps) {
+            Ok(Some(with_deps)) => match read_tree(with_deps.clone()).await {
                 Ok(t) => {
                     root = t;
                     archive = with_deps;
@@ -203,6 +203,13 @@ impl Ctx<'_> {
             ));
         }
     }
+}
+
+/// Read the chart tree off the runtime's threads (it decompresses whole archives).
+async fn read_tree(archive: Bytes) -> Result<tree::ChartNode, String> {
+    tokio::task::spawn_blocking(move || tree::read(&archive).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| format!("internal error reading the archive: {e}"))?
 }
 
 /// The values files and inline values of an upstream, for helm and merged for the scan.

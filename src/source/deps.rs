@@ -62,7 +62,13 @@ pub async fn vendor_missing(
     if extra.is_empty() {
         return Ok(None);
     }
-    archive::append(archive_bytes, &extra)
+    let original = archive_bytes.clone();
+    // Repacking decompresses the whole archive: off the runtime's threads.
+    let repacked = tokio::task::spawn_blocking(move || archive::append(&original, &extra))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    repacked
         .map(|b| Some(Bytes::from(b)))
         .map_err(|e| DependencyError {
             chart: tree.name.clone(),
