@@ -31,6 +31,18 @@ pub fn is_local_values_file(entry: &str) -> bool {
     entry.starts_with("./") || entry.starts_with("../") || entry.starts_with('/')
 }
 
+/// Whether any upstream of the request is rendered (so helm must be there).
+pub(super) fn renders(req: &MirrorRequest) -> bool {
+    !req.charts_only
+        && req.spec.upstreams.iter().any(|u| {
+            u.images
+                .as_ref()
+                .and_then(|i| i.sources.as_ref())
+                .or_else(|| req.spec.images.as_ref().and_then(|i| i.sources.as_ref()))
+                .is_none_or(|s| s.contains(&DiscoverySource::Rendered))
+        })
+}
+
 /// The images of every chart version the request names, with provenance; nothing is
 /// written anywhere. What `lazyoci images` prints.
 pub async fn images(
@@ -38,7 +50,7 @@ pub async fn images(
     env: &super::Env,
     cancel: &CancellationToken,
 ) -> Result<ImagesReport, PipelineError> {
-    let (target, units, repos) = super::start(req, env, cancel, true).await?;
+    let (target, units, repos) = super::start(req, env, cancel, renders(req)).await?;
     let ctx = &Ctx {
         req,
         env,

@@ -183,7 +183,7 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<MirrorReport, PipelineError> {
     let started = Instant::now();
-    let (target, units, repos) = start(req, env, cancel, !req.charts_only).await?;
+    let (target, units, repos) = start(req, env, cancel, discovery::renders(req)).await?;
     let dst = env.registries.client(&target.host).await?;
     progress.event(Event::Plan(units.clone()));
     let ctx = &Ctx {

@@ -284,6 +284,23 @@ async fn images_lists_explains_and_selects_sources() {
     );
     let bad = w.run(&["images", "--sources", "rendred"]);
     assert_eq!(bad.code, 2, "{bad:?}");
+
+    // Without rendering, helm is not needed at all.
+    let no_helm = w.run_env(
+        &["-o", "json", "images", "--sources", "annotations,values"],
+        &[("LAZYOCI_HELM", "/nonexistent/helm")],
+    );
+    assert_eq!(no_helm.code, 0, "{no_helm:?}");
+    assert!(
+        sources_of(&no_helm.json()).contains(&format!("{src}/team/operand:3.1")),
+        "{no_helm:?}"
+    );
+    let needs_helm = w.run_env(&["images"], &[("LAZYOCI_HELM", "/nonexistent/helm")]);
+    assert_eq!(needs_helm.code, 2, "{needs_helm:?}");
+    assert!(
+        needs_helm.stderr.contains("cannot run helm"),
+        "{needs_helm:?}"
+    );
 }
 
 #[tokio::test]
