@@ -61,7 +61,7 @@ pub enum ArchiveError {
 /// Check every entry of a chart archive and read its Chart.yaml.
 pub fn inspect(archive: &[u8]) -> Result<ChartMeta, ArchiveError> {
     let mut chart_yaml: Option<Vec<u8>> = None;
-    let top = walk(archive, &mut |rel, entry, size| {
+    let (top, _) = walk(archive, MAX_UNPACKED_BYTES, &mut |rel, entry, size| {
         if rel == "Chart.yaml" {
             chart_yaml = Some(read_small(entry, size, "Chart.yaml", 1024 * 1024)?);
         }
@@ -91,28 +91,30 @@ type Visit<'a> = dyn FnMut(&str, &mut dyn Read, u64) -> Result<(), ArchiveError>
 
 /// The files of a chart archive whose path (relative to the chart directory, e.g.
 /// `values.yaml`, `charts/redis/Chart.yaml`) `want` accepts, each at most `max_each`
-/// bytes, with every entry checked as [`inspect`] does. Returns the chart directory name
-/// and the files in archive order.
+/// bytes, with every entry checked as [`inspect`] does and at most `budget` bytes
+/// unpacked in all. Returns the chart directory name, the files in archive order, and the
+/// bytes the archive unpacks to.
 pub fn files(
     archive: &[u8],
     want: &dyn Fn(&str) -> bool,
     max_each: u64,
-) -> Result<(String, ArchiveFiles), ArchiveError> {
+    budget: u64,
+) -> Result<(String, ArchiveFiles, u64), ArchiveError> {
     let mut out = Vec::new();
-    let top = walk(archive, &mut |rel, entry, size| {
+    let (top, used) = walk(archive, budget, &mut |rel, entry, size| {
         if want(rel) {
             out.push((rel.to_string(), read_small(entry, size, rel, max_each)?));
         }
         Ok(())
     })?;
-    Ok((top, out))
+    Ok((top, out, used))
 }
 
 /// A copy of `archive` with `extra` files (paths relative to the chart directory) added,
 /// replacing entries of the same path. Used to vendor fetched dependencies for rendering.
 pub fn append(archive: &[u8], extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ArchiveError> {
     let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
-    let top = walk(archive, &mut |rel, entry, size| {
+    let (top, _) = walk(archive, MAX_UNPACKED_BYTES, &mut |rel, entry, size| {
         if !rel.is_empty() && !extra.iter().any(|(p, _)| p == rel) && !rel.ends_with('/') {
             kept.push((
                 rel.to_string(),
@@ -159,8 +161,9 @@ fn read_small(
 }
 
 /// Walk every entry, refusing anything unsafe; `visit` gets each regular file's path
-/// relative to the chart directory. Returns the chart directory name.
-fn walk(archive: &[u8], visit: &mut Visit<'_>) -> Result<String, ArchiveError> {
+/// relative to the chart directory. More than `limit` bytes unpacked is refused. Returns the
+/// chart directory name and the bytes unpacked.
+fn walk(archive: &[u8], limit: u64, visit: &mut Visit<'_>) -> Result<(String, u64), ArchiveError> {
     if archive.len() > MAX_ARCHIVE_BYTES {
         return Err(ArchiveError::TooLarge(format!(
             "{} bytes compressed, the limit is {MAX_ARCHIVE_BYTES}",
@@ -171,7 +174,7 @@ fn walk(archive: &[u8], visit: &mut Visit<'_>) -> Result<String, ArchiveError> {
         return Err(ArchiveError::Format("missing gzip header".into()));
     }
     let gz = flate2::read::GzDecoder::new(archive);
-    let mut tar = tar::Archive::new(gz.take(MAX_UNPACKED_BYTES + 1));
+    let mut tar = tar::Archive::new(gz.take(limit.saturating_add(1)));
     let mut top: Option<String> = None;
     let mut total = 0u64;
     let entries = tar
@@ -212,7 +215,7 @@ fn walk(archive: &[u8], visit: &mut Visit<'_>) -> Result<String, ArchiveError> {
             .size()
             .map_err(|e| ArchiveError::Format(e.to_string()))?;
         total = total.saturating_add(size);
-        if total > MAX_UNPACKED_BYTES {
+        if total > limit {
             return Err(ArchiveError::TooLarge(format!(
                 "more than {} MiB uncompressed",
                 MAX_UNPACKED_BYTES >> 20
@@ -239,7 +242,8 @@ fn walk(archive: &[u8], visit: &mut Visit<'_>) -> Result<String, ArchiveError> {
             visit(&rel, &mut entry, size)?;
         }
     }
-    top.ok_or_else(|| ArchiveError::ChartYaml("the archive is empty".into()))
+    top.map(|t| (t, total))
+        .ok_or_else(|| ArchiveError::ChartYaml("the archive is empty".into()))
 }
 
 /// Parse Chart.yaml bytes.

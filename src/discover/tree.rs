@@ -132,24 +132,43 @@ fn wanted(rel: &str) -> bool {
         ) || (rel.starts_with("charts/") && rel.ends_with(".tgz")))
 }
 
-/// Read a chart archive into a tree.
+/// Read a chart archive into a tree. The chart and every nested subchart archive together
+/// may unpack to at most [`archive::MAX_UNPACKED_BYTES`] (archives of decompression bombs).
 pub fn read(archive_bytes: &[u8]) -> Result<ChartNode, ArchiveError> {
-    read_at(archive_bytes, "", 0)
+    read_within(archive_bytes, archive::MAX_UNPACKED_BYTES)
 }
 
-fn read_at(archive_bytes: &[u8], parent: &str, depth: usize) -> Result<ChartNode, ArchiveError> {
+/// [`read`] with another unpacking budget.
+pub fn read_within(archive_bytes: &[u8], budget: u64) -> Result<ChartNode, ArchiveError> {
+    let mut left = budget;
+    read_at(archive_bytes, "", 0, &mut left)
+}
+
+fn read_at(
+    archive_bytes: &[u8],
+    parent: &str,
+    depth: usize,
+    left: &mut u64,
+) -> Result<ChartNode, ArchiveError> {
     if depth > MAX_DEPTH {
         return Err(ArchiveError::TooLarge(format!(
             "subcharts nested more than {MAX_DEPTH} deep"
         )));
     }
-    let (top, files) = archive::files(archive_bytes, &wanted, MAX_FILE)?;
+    let (top, files, used) =
+        archive::files(archive_bytes, &wanted, MAX_FILE, *left).map_err(|e| match e {
+            ArchiveError::TooLarge(m) if depth > 0 => ArchiveError::TooLarge(format!(
+                "{m} (the chart and its subchart archives together)"
+            )),
+            e => e,
+        })?;
+    *left = left.saturating_sub(used);
     let base = if parent.is_empty() {
         top.clone()
     } else {
         format!("{parent}/{top}")
     };
-    build(&files, "", &base, depth)
+    build(&files, "", &base, depth, left)
 }
 
 /// Build the node whose files sit under `prefix` (`""` or `charts/x/`) in `files`.
@@ -158,6 +177,7 @@ fn build(
     prefix: &str,
     path: &str,
     depth: usize,
+    left: &mut u64,
 ) -> Result<ChartNode, ArchiveError> {
     let get = |name: &str| {
         files
@@ -212,7 +232,7 @@ fn build(
         {
             dirs.push(dir);
         } else if !rest.contains('/') && rest.ends_with(".tgz") {
-            let child = read_at(data, &format!("{path}/charts"), depth + 1)?;
+            let child = read_at(data, &format!("{path}/charts"), depth + 1, left)?;
             node.subcharts.push(child);
         }
     }
@@ -222,6 +242,7 @@ fn build(
             &format!("{sub_prefix}{dir}/"),
             &format!("{path}/charts/{dir}"),
             depth + 1,
+            left,
         )?;
         node.subcharts.push(child);
     }
@@ -241,6 +262,40 @@ mod tests {
             .map(|(p, (_, d))| (p.as_str(), *d))
             .collect();
         crate::chart::archive::tests::tgz(&full)
+    }
+
+    #[test]
+    fn nested_archives_share_one_unpacking_budget() {
+        let zeros = vec![0u8; 300 * 1024];
+        let nested = |name: &str| {
+            tgz(
+                name,
+                &[
+                    (
+                        "Chart.yaml",
+                        format!("name: {name}\nversion: 1.0.0\n").as_bytes(),
+                    ),
+                    ("files/blob", &zeros),
+                ],
+            )
+        };
+        let (a, b, c) = (nested("a"), nested("b"), nested("c"));
+        let parent = tgz(
+            "app",
+            &[
+                ("Chart.yaml", b"name: app\nversion: 1.0.0\n"),
+                ("charts/a-1.0.0.tgz", &a),
+                ("charts/b-1.0.0.tgz", &b),
+                ("charts/c-1.0.0.tgz", &c),
+            ],
+        );
+        // Each alone fits in 700 KiB; together they do not.
+        assert!(read_within(&parent, 2 * 1024 * 1024).is_ok());
+        let err = read_within(&parent, 700 * 1024).unwrap_err().to_string();
+        assert!(
+            err.contains("the chart and its subchart archives together"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -240,8 +240,13 @@ async fn render_inputs(
             read_local(name).await?
         } else {
             let wanted = name.trim_start_matches("./").to_string();
-            let (_, files) = archive::files(archive_bytes, &|p| p == wanted, MAX_VALUES_FILE)
-                .map_err(|e| format!("valuesFiles {name:?}: {e}"))?;
+            let (_, files, _) = archive::files(
+                archive_bytes,
+                &|p| p == wanted,
+                MAX_VALUES_FILE,
+                archive::MAX_UNPACKED_BYTES,
+            )
+            .map_err(|e| format!("valuesFiles {name:?}: {e}"))?;
             files.into_iter().next().map(|(_, d)| d).ok_or_else(|| {
                 format!(
                     "valuesFiles {name:?} is not in the chart; name a file inside the chart (e.g. values-production.yaml) or, in mirror.yaml, a path starting with ./"
