@@ -197,6 +197,7 @@ async fn reconcile_inner(cm: &ChartMirror, ctx: &Context) -> Result<Action, Erro
         .spec
         .problems()
         .into_iter()
+        .chain(status::operator_problems(&cm.spec))
         .map(|p| status::describe(&p))
         .collect();
     if !problems.is_empty() {

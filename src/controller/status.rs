@@ -28,6 +28,26 @@ pub fn describe(p: &SpecProblem) -> String {
     format!("{path}: {}", p.message)
 }
 
+/// What only the operator refuses: values files from its own filesystem (a ChartMirror
+/// author must not get to feed the operator's files, such as its service account token,
+/// to helm and read the errors back in status).
+pub fn operator_problems(spec: &crate::spec::ChartMirrorSpec) -> Vec<SpecProblem> {
+    let mut out = Vec::new();
+    for (i, u) in spec.upstreams.iter().enumerate() {
+        for f in &u.values_files {
+            if crate::pipeline::is_local_values_file(f) {
+                out.push(SpecProblem {
+                    field: Field::Upstream(i, "valuesFiles"),
+                    message: format!(
+                        "{f:?} is a path on the operator's filesystem; the operator only reads values files inside the chart (e.g. values-production.yaml) — put the values in spec.upstreams[].values"
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Invalid spec: Stalled, not Ready, nothing runs until the spec changes.
 pub fn stalled(old: &ChartMirrorStatus, generation: i64, message: &str) -> ChartMirrorStatus {
     let wants = [

@@ -367,6 +367,25 @@ async fn an_invalid_spec_stalls_without_running() {
         ctx.executor.snapshot("uid-1").is_none(),
         "a run started for an invalid spec"
     );
+    // The operator never reads values files from its own filesystem.
+    let mut local_values = f.mirror(3, &["1.0.0"], &[f.set.nginx.reference(f.src.addr())]);
+    local_values.spec.upstreams[0].values_files =
+        vec!["/var/run/secrets/kubernetes.io/serviceaccount/token".into()];
+    let (client2, api2) = fake_api(local_values.clone());
+    let ctx2 = f.context(client2);
+    let action = reconcile(Arc::new(local_values), ctx2.clone())
+        .await
+        .unwrap();
+    assert_eq!(action, Action::await_change());
+    let sent2 = api2.take();
+    let stalled2 = condition(status_patches(&sent2)[0], "Stalled").unwrap();
+    assert!(
+        stalled2["message"].as_str().unwrap().contains(
+            "spec.upstreams[0].valuesFiles: \"/var/run/secrets/kubernetes.io/serviceaccount/token\" is a path on the operator's filesystem"
+        ),
+        "{stalled2}"
+    );
+    assert!(ctx2.executor.snapshot("uid-1").is_none());
     // Reconciling the same invalid object again changes nothing and says nothing.
     reconcile(Arc::new(with_status(cm, &sent)), ctx.clone())
         .await

@@ -12,6 +12,9 @@ use crate::discover::tree::{ChartNode, Dependency};
 use crate::registry::Registries;
 use crate::spec::OciLocation;
 
+/// Dependencies fetched for one chart at most.
+const MAX_FETCHED: usize = 32;
+
 /// Why a dependency could not be provided.
 #[derive(Debug, thiserror::Error)]
 #[error("dependency {name} {version} of {chart}: {reason}")]
@@ -36,11 +39,23 @@ pub async fn vendor_missing(
     registries: &Registries,
     store: &ArtifactStore,
 ) -> Result<Option<Bytes>, DependencyError> {
+    let missing: Vec<Dependency> = tree
+        .dependencies()
+        .into_iter()
+        .filter(|d| !tree.subcharts.iter().any(|s| s.name == d.name))
+        .collect();
+    if missing.len() > MAX_FETCHED {
+        return Err(DependencyError {
+            chart: tree.name.clone(),
+            name: format!("({} dependencies)", missing.len()),
+            version: String::new(),
+            reason: format!(
+                "more than {MAX_FETCHED} dependencies are not vendored; vendor them (helm dependency build) before publishing"
+            ),
+        });
+    }
     let mut extra = Vec::new();
-    for dep in tree.dependencies() {
-        if tree.subcharts.iter().any(|s| s.name == dep.name) {
-            continue;
-        }
+    for dep in missing {
         let err = |reason: String| DependencyError {
             chart: tree.name.clone(),
             name: dep.name.clone(),
