@@ -19,16 +19,7 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    if !args.sources.is_empty() {
-        let mut images = spec.images.take().unwrap_or_default();
-        images.sources = Some(args.sources.clone());
-        spec.images = Some(images);
-        for u in &mut spec.upstreams {
-            if let Some(i) = u.images.as_mut() {
-                i.sources = None;
-            }
-        }
-    }
+    super::override_sources(&mut spec, &args.sources);
     let mut req = MirrorRequest::all(spec);
     req.only = args.chart.clone();
     req.versions = args.versions.clone();

@@ -169,6 +169,10 @@ pub struct MirrorArgs {
     /// such answers count as failed attempts.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_pause)]
     pub rate_limit_max_pause: Duration,
+    /// Image discovery sources that count, overriding the config (comma-separated:
+    /// rendered, annotations, lockfile, values, extra) [default: the config's, else all].
+    #[arg(long, value_name = "SOURCES", value_delimiter = ',', value_parser = parse_source)]
+    pub sources: Vec<crate::spec::DiscoverySource>,
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -215,6 +219,23 @@ pub struct ImagesArgs {
     /// Plain-HTTP source registries.
     #[command(flatten)]
     pub insecure: InsecureRegistries,
+}
+
+/// `--sources`: the discovery sources that count for every upstream, whatever the config
+/// says (nothing changes when the list is empty).
+pub fn override_sources(
+    spec: &mut crate::spec::ChartMirrorSpec,
+    sources: &[crate::spec::DiscoverySource],
+) {
+    if sources.is_empty() {
+        return;
+    }
+    spec.images.get_or_insert_with(Default::default).sources = Some(sources.to_vec());
+    for u in &mut spec.upstreams {
+        if let Some(i) = u.images.as_mut() {
+            i.sources = None;
+        }
+    }
 }
 
 fn parse_source(s: &str) -> Result<crate::spec::DiscoverySource, String> {
@@ -330,10 +351,11 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
             "--version overrides the versions of one chart; use it with --chart KEY, not --all",
         );
     }
-    let (spec, _) = match crate::config::load(&args.config) {
+    let (mut spec, _) = match crate::config::load(&args.config) {
         Ok(s) => s,
         Err(e) => return fail(EXIT_USAGE, e),
     };
+    override_sources(&mut spec, &args.sources);
     let req = MirrorRequest {
         only: args.chart.clone(),
         versions: args.versions.clone(),

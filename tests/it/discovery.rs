@@ -146,6 +146,24 @@ async fn every_source_counts_and_the_config_shapes_what_is_copied() {
             && warnings.contains("mirroring 1.0"),
         "{warnings}"
     );
+    // `mirror --sources` overrides the config's selection, like `images --sources`.
+    let rendered = w.run(&[
+        "-o",
+        "json",
+        "mirror",
+        "--all",
+        "--dry-run",
+        "--sources",
+        "rendered",
+    ]);
+    assert_eq!(rendered.code, 0, "{rendered:?}");
+    assert_eq!(
+        sources_of(&rendered.json()),
+        [
+            format!("{src}/team/job:0.9"),
+            format!("{src}/team/worker:1.0")
+        ]
+    );
     // Text output shows the same remarks.
     let text = w.run(&["mirror", "--all", "--dry-run"]);
     assert_eq!(text.code, 0, "{text:?}");
