@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Cli, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ImagesArgs, OutputFormat, cli_env,
-    default_artifact_dir, fail, output,
+    Cli, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ImagesArgs, OutputFormat, fail,
+    output,
 };
 use crate::pipeline::{self, MirrorRequest};
 use crate::reference::ImageRef;
@@ -19,7 +19,7 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    super::override_sources(&mut spec, &args.sources);
+    super::override_sources(&mut spec, &args.shared.sources);
     let mut req = MirrorRequest::all(spec);
     req.only = args.chart.clone();
     req.versions = args.versions.clone();
@@ -28,19 +28,7 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
         Ok((t, _)) => t,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    let mut insecure = args.insecure.hosts.clone();
-    if req.spec.target.insecure {
-        insecure.push(target.host.clone());
-    }
-    let artifact_dir = cli
-        .artifact_dir
-        .clone()
-        .unwrap_or_else(default_artifact_dir);
-    let opts = crate::registry::RegistryOptions {
-        insecure_hosts: insecure.into_iter().collect(),
-        ..Default::default()
-    };
-    let env = match cli_env(opts, args.ca_file.as_ref(), artifact_dir) {
+    let env = match args.shared.env(cli, &req, &target, Default::default()) {
         Ok(e) => e,
         Err(e) => return fail(EXIT_USAGE, e),
     };

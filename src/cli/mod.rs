@@ -169,16 +169,9 @@ pub struct MirrorArgs {
     /// such answers count as failed attempts.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_pause)]
     pub rate_limit_max_pause: Duration,
-    /// Image discovery sources that count, overriding the config (comma-separated:
-    /// rendered, annotations, lockfile, values, extra) [default: the config's, else all].
-    #[arg(long, value_name = "SOURCES", value_delimiter = ',', value_parser = parse_source)]
-    pub sources: Vec<crate::spec::DiscoverySource>,
-    /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Plain-HTTP source registries.
+    /// Discovery sources, CA certificates, plain-HTTP sources.
     #[command(flatten)]
-    pub insecure: InsecureRegistries,
+    pub shared: SharedArgs,
     /// Live progress view on stderr (bytes and rate of each copy in flight, totals):
     /// auto draws it when stderr is a terminal; stdout is the same either way.
     #[arg(
@@ -209,8 +202,17 @@ pub struct ImagesArgs {
     /// Say which template, value or annotation produced IMAGE (a full or partial reference).
     #[arg(long, value_name = "IMAGE")]
     pub why: Option<String>,
-    /// Discovery sources that count, overriding the config (comma-separated: rendered,
-    /// annotations, lockfile, values, extra).
+    /// Discovery sources, CA certificates, plain-HTTP sources.
+    #[command(flatten)]
+    pub shared: SharedArgs,
+}
+
+/// Flags `mirror` and `images` share: which discovery sources count, and how registries
+/// and Helm repositories are reached.
+#[derive(Debug, Args)]
+pub struct SharedArgs {
+    /// Image discovery sources that count, overriding the config (comma-separated:
+    /// rendered, annotations, lockfile, values, extra) [default: the config's, else all].
     #[arg(long, value_name = "SOURCES", value_delimiter = ',', value_parser = parse_source)]
     pub sources: Vec<crate::spec::DiscoverySource>,
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
@@ -219,6 +221,29 @@ pub struct ImagesArgs {
     /// Plain-HTTP source registries.
     #[command(flatten)]
     pub insecure: InsecureRegistries,
+}
+
+impl SharedArgs {
+    /// The pipeline environment for a run to `target`: plain HTTP to the named sources and,
+    /// with `target.insecure`, to the target; `opts` for everything else.
+    pub fn env(
+        &self,
+        cli: &Cli,
+        req: &MirrorRequest,
+        target: &crate::spec::TargetUrl,
+        mut opts: RegistryOptions,
+    ) -> Result<Env, String> {
+        opts.insecure_hosts
+            .extend(self.insecure.hosts.iter().cloned());
+        if req.spec.target.insecure {
+            opts.insecure_hosts.insert(target.host.clone());
+        }
+        let artifact_dir = cli
+            .artifact_dir
+            .clone()
+            .unwrap_or_else(default_artifact_dir);
+        cli_env(opts, self.ca_file.as_ref(), artifact_dir)
+    }
 }
 
 /// `--sources`: the discovery sources that count for every upstream, whatever the config
@@ -355,7 +380,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    override_sources(&mut spec, &args.sources);
+    override_sources(&mut spec, &args.shared.sources);
     let req = MirrorRequest {
         only: args.chart.clone(),
         versions: args.versions.clone(),
@@ -371,16 +396,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         Ok((t, _)) => t,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    let artifact_dir = cli
-        .artifact_dir
-        .clone()
-        .unwrap_or_else(default_artifact_dir);
-    let mut insecure = args.insecure.hosts.clone();
-    if req.spec.target.insecure {
-        insecure.push(target.host.clone());
-    }
     let opts = RegistryOptions {
-        insecure_hosts: insecure.into_iter().collect(),
         per_host_copies: args
             .per_host_concurrency
             .or(req.spec.per_host_concurrency)
@@ -392,7 +408,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         rate_limit_max_pause: args.rate_limit_max_pause,
         ..Default::default()
     };
-    let env = match cli_env(opts, args.ca_file.as_ref(), artifact_dir) {
+    let env = match args.shared.env(cli, &req, &target, opts) {
         Ok(e) => e,
         Err(e) => return fail(EXIT_USAGE, e),
     };
