@@ -55,6 +55,10 @@ pub mod reasons {
 pub const MAX_FAILED_IMAGES: usize = 5;
 /// Errors in status are cut to this many bytes.
 pub const MAX_ERROR_BYTES: usize = 1024;
+/// Discovery warnings kept per chart version in status, and their length.
+pub const MAX_WARNINGS: usize = 3;
+/// See [`MAX_WARNINGS`].
+pub const MAX_WARNING_BYTES: usize = 300;
 
 /// Status of a `ChartMirror`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -146,6 +150,9 @@ pub struct ChartVersionStatus {
     /// The last error, truncated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Some image-discovery warnings (at most three, truncated), e.g. sources that disagree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The CRD as YAML, as `lazyoci crd` prints it and `crds/chartmirror.yaml` holds it.
@@ -212,6 +219,12 @@ pub fn fold_report(report: &MirrorReport) -> (Summary, Vec<ChartVersionStatus>) 
                 },
                 failed_images: failed.into_iter().take(MAX_FAILED_IMAGES).collect(),
                 last_error: error.map(|e| truncate(&e, MAX_ERROR_BYTES)),
+                warnings: v
+                    .warnings
+                    .iter()
+                    .take(MAX_WARNINGS)
+                    .map(|w| truncate(w, MAX_WARNING_BYTES))
+                    .collect(),
             });
         }
     }

@@ -405,6 +405,7 @@ fn status_for_250_versions_stays_small() {
             );
             v.version = format!("1.{i}.0");
             v.chart_error = Some("x".repeat(5000));
+            v.warnings = (0..20).map(|_| "w".repeat(2000)).collect();
             v
         })
         .collect();
@@ -420,4 +421,18 @@ fn status_for_250_versions_stays_small() {
         bytes < 700 * 1024,
         "status is {bytes} bytes for 250 failing versions"
     );
+}
+
+#[test]
+fn discovery_warnings_reach_status_bounded() {
+    let mut v = version(ChartStatus::Pushed, vec![], None);
+    v.warnings = (0..5)
+        .map(|i| format!("warning {i} {}", "x".repeat(1000)))
+        .collect();
+    let (_, charts) = fold_report(&report(vec![v]));
+    let w = &charts[0].warnings;
+    assert_eq!(w.len(), MAX_WARNINGS);
+    assert!(w[0].starts_with("warning 0 "));
+    assert!(w.iter().all(|s| s.len() <= MAX_WARNING_BYTES), "{w:?}");
+    assert_eq!(charts[0].result, "Pushed", "warnings do not fail a version");
 }
