@@ -520,6 +520,16 @@ impl Extract {
         }
     }
 
+    /// Record a semantic problem at the key path and line of `field`.
+    pub(super) fn problem_at(&mut self, field: &Field, form: ConfigForm, message: String) {
+        let (path, line) = self.locate(field, form);
+        self.problems.push(Problem {
+            path,
+            line,
+            message,
+        });
+    }
+
     /// Key path and line of a semantic problem, in the naming of the file's form.
     pub(super) fn locate(&self, field: &Field, form: ConfigForm) -> (String, usize) {
         let crd = form == ConfigForm::ChartMirror;

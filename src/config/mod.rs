@@ -200,12 +200,7 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         return Err(x.problems);
     };
     for p in spec.problems() {
-        let (path, line) = x.locate(&p.field, form);
-        x.problems.push(Problem {
-            path,
-            line,
-            message: p.message,
-        });
+        x.problem_at(&p.field, form, p.message);
     }
     for (i, u) in spec.upstreams.iter_mut().enumerate() {
         if u.source_type != SourceType::Local {
@@ -216,15 +211,14 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
         };
         let resolved = resolve(base, p);
         if !resolved.join("Chart.yaml").is_file() {
-            let (path, line) = x.locate(&Field::Upstream(i, "path"), form);
-            x.problems.push(Problem {
-                path,
-                line,
-                message: format!(
+            x.problem_at(
+                &Field::Upstream(i, "path"),
+                form,
+                format!(
                     "{} is not a chart directory (no Chart.yaml there); paths are relative to the config file",
                     resolved.display()
                 ),
-            });
+            );
         } else {
             u.path = Some(resolved.to_string_lossy().into_owned());
         }
@@ -238,15 +232,14 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
             if resolved.is_file() {
                 *entry = resolved.to_string_lossy().into_owned();
             } else {
-                let (path, line) = x.locate(&Field::Upstream(i, "valuesFiles"), form);
-                x.problems.push(Problem {
-                    path,
-                    line,
-                    message: format!(
+                x.problem_at(
+                    &Field::Upstream(i, "valuesFiles"),
+                    form,
+                    format!(
                         "{} is not a file; paths starting with ./, ../ or / are relative to the config file, other names are files inside the chart",
                         resolved.display()
                     ),
-                });
+                );
             }
         }
     }
