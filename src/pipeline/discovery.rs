@@ -235,23 +235,43 @@ async fn render_inputs(
         ..Default::default()
     };
     let mut merged = Value::Object(Default::default());
+    // Every in-chart values file in one pass over the archive, off the runtime's threads.
+    let in_chart: Vec<String> = up
+        .values_files
+        .iter()
+        .filter(|n| !is_local_values_file(n))
+        .cloned()
+        .collect();
+    let mut chart_files = Vec::new();
+    if !in_chart.is_empty() {
+        let bytes = archive_bytes.clone();
+        let names = in_chart.clone();
+        chart_files = tokio::task::spawn_blocking(move || {
+            archive::files(
+                &bytes,
+                &|p| names.iter().any(|n| n == p),
+                MAX_VALUES_FILE,
+                archive::MAX_UNPACKED_BYTES,
+            )
+        })
+        .await
+        .map_err(|e| format!("internal error reading the archive: {e}"))?
+        .map_err(|e| format!("valuesFiles {in_chart:?}: {e}"))?
+        .1;
+    }
     for name in &up.values_files {
         let content = if is_local_values_file(name) {
             read_local(name).await?
         } else {
-            let wanted = name.trim_start_matches("./").to_string();
-            let (_, files, _) = archive::files(
-                archive_bytes,
-                &|p| p == wanted,
-                MAX_VALUES_FILE,
-                archive::MAX_UNPACKED_BYTES,
-            )
-            .map_err(|e| format!("valuesFiles {name:?}: {e}"))?;
-            files.into_iter().next().map(|(_, d)| d).ok_or_else(|| {
-                format!(
-                    "valuesFiles {name:?} is not in the chart; name a file inside the chart (e.g. values-production.yaml) or, in mirror.yaml, a path starting with ./"
-                )
-            })?
+            chart_files
+                .iter()
+                .find(|(p, _)| p == name)
+                .map(|(_, d)| d.clone())
+                .ok_or_else(|| {
+                    format!(
+                        "valuesFiles {name:?} is not in the chart; name a file inside the chart (e.g. values-production.yaml) or, in mirror.yaml, a path starting with ./"
+                    )
+                })?
         };
         let text = std::str::from_utf8(&content)
             .map_err(|_| format!("valuesFiles {name:?} is not UTF-8"))?;
