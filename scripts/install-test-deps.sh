@@ -15,6 +15,11 @@ command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] ||
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# scripts/build-image.sh and its test: python3, objcopy (binutils), Debian's CA bundle, chroot.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v objcopy >/dev/null 2>&1 || need_apt+=(binutils)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
+command -v chroot >/dev/null 2>&1 || need_apt+=(coreutils)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -12,6 +12,7 @@ mod errors;
 mod faults;
 mod hostile;
 mod mirror_cli;
+mod operator_image;
 mod progress_view;
 mod ratelimit;
 mod sources;
