@@ -1,6 +1,7 @@
 //! The operator's Helm chart (`charts/lazyoci-operator`), checked with the real helm: it lints,
 //! renders what the operator needs (args, probes, hardening, least-privilege RBAC) for the
-//! default values and for a namespace-scoped single-replica install, and `deploy/operator.yaml`
+//! default values (plus the placeholder image of ci/deploy-values.yaml) and for a
+//! namespace-scoped single-replica install, and `deploy/operator.yaml`
 //! is exactly the default render.
 //!
 //! helm: `$LAZYOCI_HELM`, else `/var/tmp/lazyoci-tools/bin/helm` (scripts/install-test-deps.sh),
@@ -13,6 +14,9 @@ use std::process::Command;
 use serde_json::Value;
 
 const NAMESPACE: &str = "lazyoci-system";
+/// The values deploy/operator.yaml is rendered with: a placeholder image (the chart has no
+/// default image, because no public one exists).
+const DEPLOY_VALUES: &str = "charts/lazyoci-operator/ci/deploy-values.yaml";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,17 +37,29 @@ fn helm_bin() -> PathBuf {
     PathBuf::from("helm")
 }
 
-/// Runs helm with `args` in a scratch HELM_*_HOME; returns stdout, panics with stderr on failure.
-fn helm(args: &[&str]) -> String {
+/// Runs helm with `args` in a scratch HELM_*_HOME.
+fn helm_output(args: &[&str]) -> std::process::Output {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(helm_bin())
+    Command::new(helm_bin())
         .args(args)
         .current_dir(root())
         .env("HELM_CACHE_HOME", home.path().join("cache"))
         .env("HELM_CONFIG_HOME", home.path().join("config"))
         .env("HELM_DATA_HOME", home.path().join("data"))
         .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", helm_bin().display()));
+        .unwrap_or_else(|e| panic!("run {}: {e}", helm_bin().display()))
+}
+
+/// helm's stderr; panics if `args` succeed.
+fn helm_fails(args: &[&str]) -> String {
+    let out = helm_output(args);
+    assert!(!out.status.success(), "helm {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs helm with `args`; returns stdout, panics with stderr on failure.
+fn helm(args: &[&str]) -> String {
+    let out = helm_output(args);
     assert!(
         out.status.success(),
         "helm {args:?} failed ({}):\n{}\n{}",
@@ -62,6 +78,8 @@ fn render_text(extra: &[&str]) -> String {
         "charts/lazyoci-operator",
         "--namespace",
         NAMESPACE,
+        "-f",
+        DEPLOY_VALUES,
     ];
     args.extend_from_slice(extra);
     helm(&args)
@@ -299,12 +317,20 @@ fn assert_namespaced(docs: &[Value], cluster_kinds: &[&str]) {
 
 #[test]
 fn chart_lints_strictly_with_default_and_namespace_values() {
-    helm(&["lint", "charts/lazyoci-operator"]);
-    helm(&["lint", "--strict", "charts/lazyoci-operator"]);
+    helm(&["lint", "charts/lazyoci-operator", "-f", DEPLOY_VALUES]);
     helm(&[
         "lint",
         "--strict",
         "charts/lazyoci-operator",
+        "-f",
+        DEPLOY_VALUES,
+    ]);
+    helm(&[
+        "lint",
+        "--strict",
+        "charts/lazyoci-operator",
+        "-f",
+        DEPLOY_VALUES,
         "--set",
         "serviceMonitor.enabled=true,rbac.scope=namespace,leaderElection.enabled=false,replicas=1",
     ]);
@@ -341,7 +367,7 @@ fn default_render_is_a_cluster_wide_ha_operator() {
     assert_eq!(
         container(&docs)["image"],
         format!(
-            "ghcr.io/lazyoci/lazyoci:{}",
+            "build-and-push-the-image.invalid/lazyoci:{}",
             chart["appVersion"].as_str().unwrap()
         ),
         "image tag defaults to appVersion"
@@ -467,27 +493,45 @@ fn leader_election_on_adds_the_lease_role_with_namespace_scope() {
 
 #[test]
 fn invalid_rbac_scope_is_refused() {
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(helm_bin())
-        .args([
-            "template",
-            "x",
-            "charts/lazyoci-operator",
-            "--set",
-            "rbac.scope=everything",
-        ])
-        .current_dir(root())
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let stderr = helm_fails(&[
+        "template",
+        "x",
+        "charts/lazyoci-operator",
+        "-f",
+        DEPLOY_VALUES,
+        "--set",
+        "rbac.scope=everything",
+    ]);
+    assert!(stderr.contains("rbac.scope must be"), "{stderr}");
+}
+
+/// There is no public image: without `image.repository` the chart refuses to render and says
+/// how to build and push one; deploy/ names a placeholder no cluster can pull.
+#[test]
+fn the_image_must_be_built_and_named() {
+    let stderr = helm_fails(&["template", "x", "charts/lazyoci-operator"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("rbac.scope must be"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("image.repository is not set")
+            && stderr.contains("scripts/build-image.sh --push"),
+        "{stderr}"
     );
+
+    let image = |docs: &[Value]| {
+        one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let placeholder = image(&render(&[]));
+    assert!(
+        placeholder.starts_with("build-and-push-the-image.invalid/"),
+        "{placeholder}"
+    );
+    let by_digest = render(&[
+        "--set",
+        "image.repository=registry.example.com/lazyoci,image.tag=9.9,image.digest=sha256:abc",
+    ]);
+    assert_eq!(image(&by_digest), "registry.example.com/lazyoci@sha256:abc");
 }
 
 #[test]

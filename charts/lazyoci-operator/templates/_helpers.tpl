@@ -47,8 +47,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/*
+The operator image. There is no public one: image.repository must name the image built with
+scripts/build-image.sh and pushed to a registry the cluster pulls from.
+*/}}
 {{- define "lazyoci-operator.image" -}}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository is not set, and no public lazyoci image exists: build the image with scripts/build-image.sh, push it to a registry your cluster pulls from (scripts/build-image.sh --push HOST/REPO:TAG), then set image.repository=HOST/REPO and image.tag=TAG (README: Deploy the operator)" }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* rbac.scope, validated. */}}
