@@ -1,18 +1,28 @@
 # syntax=docker/dockerfile:1
 #
-# The lazyoci image: the `lazyoci` CLI/operator plus `helm` (lazyoci renders charts with the real
-# `helm template`). By default it runs the operator (see charts/lazyoci-operator).
+# The lazyoci image for Docker/BuildKit users: the `lazyoci` CLI/operator plus `helm` (lazyoci
+# renders charts with the real `helm template`). By default it runs the operator (see
+# charts/lazyoci-operator).
+#
+# The canonical build is scripts/build-image.sh: no container engine, reproducible, with an SBOM
+# referrer (README: Deploy the operator). This Dockerfile installs the same files: its last
+# stage is an empty image plus the root filesystem that scripts/image-rootfs.sh lays out, the
+# script build-image.sh uses too; user, entrypoint, command, working directory, environment,
+# port and label keys are the same, and tests/it/operator_image.rs compares them with the image
+# build-image.sh makes.
 #
 #   docker build \
 #     --build-arg HELM_SHA256=<sha256 of helm-${HELM_VERSION}-linux-${TARGETARCH}.tar.gz> \
-#     -t ghcr.io/lazyoci/lazyoci:0.1.0 .
+#     --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(git log -1 --format=%cI)" \
+#     -t registry.example.com/platform/lazyoci/lazyoci:0.1.0 .
 #
 # HELM_SHA256 is the checksum get.helm.sh publishes next to the tarball
 # (helm-<version>-linux-<arch>.tar.gz.sha256sum); the build fails when it is missing or wrong.
 # For a multi-arch build, build each platform with its own checksum.
 #
-# Not built in this repository's CI: its machines have no container engine. The Dockerfile is
-# kept to standard instructions (no BuildKit-only features beyond the syntax line).
+# Not built in this repository's CI: its machines have no container engine and cannot pull the
+# FROM images. The Dockerfile is kept to standard instructions.
 
 ARG RUST_VERSION=1.95
 ARG HELM_VERSION=v4.3.1
@@ -49,6 +59,7 @@ RUN mkdir -p src tests/it \
  && cargo build --release --locked --bin lazyoci \
  && rm -rf src tests
 
+COPY build.rs ./
 COPY src ./src
 # COPY keeps the sources' mtimes, which can be older than the stub build: touch the crate roots
 # so cargo rebuilds lazyoci itself. (tests/it/main.rs: Cargo.toml names that test target.)
@@ -58,16 +69,29 @@ RUN touch src/main.rs src/lib.rs \
  && install -m 0755 target/release/lazyoci /usr/local/bin/lazyoci \
  && /usr/local/bin/lazyoci --version
 
-# ---- runtime: glibc + CA certificates, non-root (uid/gid 65532), no shell --------------------
-FROM gcr.io/distroless/cc-debian12:nonroot
+# ---- the root filesystem: the same script as scripts/build-image.sh --------------------------
+FROM builder AS rootfs
+COPY scripts/image-rootfs.sh /usr/local/bin/image-rootfs.sh
+COPY --from=helm /usr/local/bin/helm /tmp/helm
+RUN image-rootfs.sh /rootfs /usr/local/bin/lazyoci /tmp/helm
+
+# ---- runtime: that root filesystem and nothing else; non-root (uid/gid 65532), no shell ------
+FROM scratch
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+COPY --from=rootfs /rootfs/ /
+COPY --from=rootfs --chown=65532:65532 /rootfs/home/nonroot /home/nonroot
 LABEL org.opencontainers.image.title="lazyoci" \
       org.opencontainers.image.description="Mirror Helm charts and every container image they reference into one OCI registry (CLI and Kubernetes operator)" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/lazyoci/lazyoci" \
-      org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=helm /usr/local/bin/helm /usr/local/bin/helm
-COPY --from=builder /usr/local/bin/lazyoci /usr/local/bin/lazyoci
-ENV LAZYOCI_HELM=/usr/local/bin/helm
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.created="${CREATED}"
+ENV PATH=/usr/local/bin:/usr/bin:/bin LAZYOCI_HELM=/usr/local/bin/helm
 USER 65532:65532
+WORKDIR /home/nonroot
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/lazyoci"]
 CMD ["operator"]

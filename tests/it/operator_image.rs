@@ -232,6 +232,81 @@ fn the_layer_unpacker_honours_whiteouts() {
     assert!(!dir.path().join("d/.wh..wh..opq").exists());
 }
 
+/// The Dockerfile's last stage against the image build-image.sh made: the same root filesystem
+/// (scripts/image-rootfs.sh) and the same user, entrypoint, command, working directory,
+/// environment, port and label keys.
+fn dockerfile_matches(c: &Value) {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let joined = text.replace("\\\n", " ");
+    let stages: Vec<&str> = joined.split("\nFROM ").collect();
+    let rootfs = stages
+        .iter()
+        .find(|s| s.starts_with("builder AS rootfs"))
+        .expect("a rootfs stage");
+    assert!(
+        rootfs.contains("COPY scripts/image-rootfs.sh")
+            && rootfs.contains("RUN image-rootfs.sh /rootfs "),
+        "{rootfs}"
+    );
+    let last = stages.last().unwrap();
+    assert!(
+        last.starts_with("scratch\n"),
+        "the last stage is not FROM scratch"
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    for line in last.lines().skip(1) {
+        if let Some((op, rest)) = line.trim().split_once(' ') {
+            seen.entry(op.to_string())
+                .or_insert_with(Vec::new)
+                .push(rest.trim().to_string());
+        }
+    }
+    let one = |op: &str| -> String {
+        let v = &seen[op];
+        assert_eq!(v.len(), 1, "{op}: {v:?}");
+        v[0].clone()
+    };
+    assert_eq!(one("USER"), c["User"].as_str().unwrap());
+    assert_eq!(one("WORKDIR"), c["WorkingDir"].as_str().unwrap());
+    let json = |s: String| serde_json::from_str::<Value>(&s).unwrap();
+    assert_eq!(json(one("ENTRYPOINT")), c["Entrypoint"]);
+    assert_eq!(json(one("CMD")), c["Cmd"]);
+    let ports: Vec<String> = c["ExposedPorts"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|p| p.trim_end_matches("/tcp").to_string())
+        .collect();
+    assert_eq!(vec![one("EXPOSE")], ports);
+    let env: Vec<Value> = one("ENV")
+        .split_whitespace()
+        .map(|kv| Value::String(kv.to_string()))
+        .collect();
+    assert_eq!(Value::Array(env), c["Env"]);
+    assert!(
+        seen["COPY"].contains(&"--from=rootfs /rootfs/ /".to_string()),
+        "{seen:?}"
+    );
+    let label = one("LABEL");
+    let keys: BTreeSet<&str> = label
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+        .filter(|k| k.starts_with("org.opencontainers.image."))
+        .collect();
+    let built: BTreeSet<&str> = c["Labels"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys, built);
+    assert!(
+        seen["ARG"].contains(&format!("VERSION={}", env!("CARGO_PKG_VERSION"))),
+        "ARG VERSION is not Cargo.toml's version: {:?}",
+        seen["ARG"]
+    );
+}
+
 #[test]
 fn the_image_builds_reproducibly_with_its_config_from_git_and_an_sbom_of_every_crate() {
     let tmp = tempfile::tempdir().unwrap();
@@ -252,6 +327,7 @@ fn the_image_builds_reproducibly_with_its_config_from_git_and_an_sbom_of_every_c
     let (layers, config) = image_parts(&a);
     assert_eq!(layers.len(), 3, "base, helm, lazyoci");
     let c = &config["config"];
+    dockerfile_matches(c);
     assert_eq!(c["User"], "65532:65532");
     assert_eq!(
         c["Entrypoint"],
@@ -375,12 +451,7 @@ fn the_image_builds_reproducibly_with_its_config_from_git_and_an_sbom_of_every_c
     let locked = cargo_lock_crates();
     assert!(locked.len() > 100, "{}", locked.len());
     assert_eq!(listed, locked, "the SBOM's crates are not Cargo.lock's");
-    let helm_version = Command::new(lazyoci::testkit::helm_bin())
-        .args(["version", "--short"])
-        .env("HOME", tmp.path())
-        .output()
-        .unwrap();
-    let helm_version = String::from_utf8(helm_version.stdout).unwrap();
+    let helm_version = helm(tmp.path(), &["version", "--short"]).unwrap();
     assert!(
         packages
             .iter()
@@ -451,8 +522,16 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         .await
         .unwrap();
 
-    // Build and push the image (with its SBOM) to the source registry.
-    let repo = format!("{}/lazyoci/operator", src.addr());
+    // Build and push the image (with its SBOM) to the source registry, as README step 2 does
+    // to localhost:5000.
+    let readme = Readme::load(src.addr(), dst.addr());
+    assert!(
+        readme
+            .text
+            .contains("scripts/build-image.sh --push localhost:5000/lazyoci/lazyoci:"),
+        "README step 2 no longer pushes to localhost:5000/lazyoci/lazyoci"
+    );
+    let repo = format!("{}/lazyoci/lazyoci", src.addr());
     let built = build_image(
         &tmp.path().join("layout"),
         &["--push", &repo, "--dest-tls-verify=false"],
@@ -496,9 +575,9 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         version.stdout.contains(env!("CARGO_PKG_VERSION")),
         "{version:?}"
     );
-    let helm = in_chroot(&rootfs, &config, &["/usr/local/bin/helm", "version"]);
-    assert_eq!(helm.code, 0, "{helm:?}");
-    assert!(helm.stdout.contains("v4."), "{helm:?}");
+    let helm_run = in_chroot(&rootfs, &config, &["/usr/local/bin/helm", "version"]);
+    assert_eq!(helm_run.code, 0, "{helm_run:?}");
+    assert!(helm_run.stdout.contains("v4."), "{helm_run:?}");
     let crd = in_chroot(&rootfs, &config, &["/usr/local/bin/lazyoci", "crd"]);
     assert_eq!(crd.code, 0, "{crd:?}");
     assert_eq!(
@@ -506,17 +585,15 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         std::fs::read_to_string(root().join("crds/chartmirror.yaml")).unwrap()
     );
 
-    // A chart that runs the operator image, mirrored from inside the image, as uid 65532.
+    // README step 2: its mirror.yaml, with the operator chart, run inside the image as uid
+    // 65532 (the registries are the test's: localhost:5000 is the source, registry.example.com
+    // the target).
     let work = rootfs.join("work");
-    charts::write_simple_chart(&work.join("charts"), "operator", "1.0.0", &pushed).unwrap();
-    std::fs::write(
-        work.join("mirror.yaml"),
-        format!(
-            "target: {{url: {}/mirror}}\nupstreams:\n  operator: {{type: local, path: /work/charts/operator, chart: operator, versions: [\"1.0.0\"]}}\n",
-            dst.addr()
-        ),
-    )
-    .unwrap();
+    copy_dir(
+        &root().join("charts/lazyoci-operator"),
+        &work.join("charts/lazyoci-operator"),
+    );
+    std::fs::write(work.join("mirror.yaml"), readme.mirror_yaml()).unwrap();
     let chown = Command::new("chown")
         .args(["-R", "65532:65532"])
         .arg(&work)
@@ -549,12 +626,26 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
     let run = in_chroot(&rootfs, &config, &mirror);
     assert_eq!(run.code, 0, "{run:?}");
     let report = run.json();
-    let v = version_of(&report, "operator", "1.0.0");
+    let v = version_of(&report, "lazyoci-operator", env!("CARGO_PKG_VERSION"));
     assert_eq!(v["chartStatus"], "pushed", "{v:#}");
+    assert_eq!(
+        v["chartRef"],
+        format!(
+            "oci://{}/platform/lazyoci-operator:{}",
+            dst.addr(),
+            env!("CARGO_PKG_VERSION")
+        ),
+        "{v:#}"
+    );
+    assert_eq!(v["images"].as_array().unwrap().len(), 1, "{v:#}");
     let image = &v["images"][0];
     assert_eq!(image["source"], pushed.as_str(), "{image:#}");
     assert_eq!(image["status"], "copied", "{image:#}");
     let target = image["target"].as_str().unwrap();
+    assert_eq!(
+        target,
+        format!("{}/platform/lazyoci/lazyoci:{}", dst.addr(), built.tag)
+    );
     assert_eq!(skopeo_digest(target), built.image);
     // The SBOM travelled with the image, by digest, with its tag schema index.
     let attached = image["attached"].as_array().expect("attached artifacts");
@@ -570,4 +661,99 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         skopeo_digest(&format!("{target_repo}@{}", built.sbom)),
         built.sbom
     );
+
+    // README step 3: the chart with its values runs exactly the image built and mirrored.
+    let mut args = vec![
+        "template".to_string(),
+        "lazyoci-operator".into(),
+        root().join("charts/lazyoci-operator").display().to_string(),
+    ];
+    for set in readme.helm_sets() {
+        args.push("--set".into());
+        args.push(set);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rendered = helm(&tmp.path().join("helm-home"), &args).unwrap();
+    let deployment = serde_saphyr::from_multiple::<Value>(&rendered)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let deployed = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(deployed, target);
+    assert_eq!(skopeo_digest(deployed), built.image);
+}
+
+/// The README's deploy path, with its example registries replaced by the test's.
+struct Readme {
+    text: String,
+    src: String,
+    dst: String,
+}
+
+impl Readme {
+    fn load(src: &str, dst: &str) -> Readme {
+        Readme {
+            text: std::fs::read_to_string(root().join("README.md")).unwrap(),
+            src: src.to_string(),
+            dst: dst.to_string(),
+        }
+    }
+
+    fn local(&self, text: &str) -> String {
+        text.replace("registry.example.com", &self.dst)
+            .replace("localhost:5000", &self.src)
+    }
+
+    /// The first fenced block after `marker`.
+    fn block(&self, marker: &str) -> String {
+        let at = self
+            .text
+            .find(marker)
+            .unwrap_or_else(|| panic!("README has no {marker}"));
+        let rest = &self.text[at..];
+        let start = rest.find("```").unwrap();
+        let body = &rest[start..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        body[..body.find("```").unwrap()].to_string()
+    }
+
+    /// Step 2's mirror.yaml, its chart path inside the root (/work).
+    fn mirror_yaml(&self) -> String {
+        let yaml = self.block("<!-- deploy:mirror.yaml");
+        assert!(yaml.contains("path: charts/lazyoci-operator"), "{yaml}");
+        self.local(&yaml.replace(
+            "path: charts/lazyoci-operator",
+            "path: /work/charts/lazyoci-operator",
+        ))
+    }
+
+    /// Step 3's `--set` values.
+    fn helm_sets(&self) -> Vec<String> {
+        let cmd = self.block("<!-- deploy:helm-install");
+        let sets: Vec<String> = cmd
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "--set")
+            .map(|w| self.local(w[1]))
+            .collect();
+        assert!(!sets.is_empty(), "{cmd}");
+        sets
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
 }
