@@ -317,23 +317,13 @@ fn assert_namespaced(docs: &[Value], cluster_kinds: &[&str]) {
 
 #[test]
 fn chart_lints_strictly_with_default_and_namespace_values() {
-    helm(&["lint", "charts/lazyoci-operator", "-f", DEPLOY_VALUES]);
-    helm(&[
-        "lint",
-        "--strict",
-        "charts/lazyoci-operator",
-        "-f",
-        DEPLOY_VALUES,
-    ]);
-    helm(&[
-        "lint",
-        "--strict",
-        "charts/lazyoci-operator",
-        "-f",
-        DEPLOY_VALUES,
-        "--set",
-        "serviceMonitor.enabled=true,rbac.scope=namespace,leaderElection.enabled=false,replicas=1",
-    ]);
+    let namespaced =
+        "serviceMonitor.enabled=true,rbac.scope=namespace,leaderElection.enabled=false,replicas=1";
+    for extra in [&[][..], &["--strict"], &["--strict", "--set", namespaced]] {
+        let mut args = vec!["lint", "charts/lazyoci-operator", "-f", DEPLOY_VALUES];
+        args.extend_from_slice(extra);
+        helm(&args);
+    }
 }
 
 #[test]
