@@ -306,8 +306,13 @@ class Registry:
         self.token = None
         if not tls_verify:
             # As skopeo: without verification a plain-HTTP registry is accepted too.
+            import urllib.error
+            import urllib.request
+
             try:
-                self._open("GET", "/v2/")
+                urllib.request.urlopen(f"https://{host}/v2/", context=self.ctx, timeout=30)
+            except urllib.error.HTTPError:
+                pass  # it answered over TLS (401 and such are fine here)
             except OSError:
                 self.scheme = "http"
 
