@@ -211,15 +211,21 @@ pub fn version_of(report: &serde_json::Value, key: &str, version: &str) -> serde
 /// Write `~/.docker/config.json` for the binary's isolated HOME with basic credentials for
 /// `host` only.
 pub fn docker_login(w: &World, host: &str, user: &str, password: &str) {
+    write_docker_config(&w.path(".home/docker"), host, user, password);
+}
+
+/// `dir/config.json` (dir created) with basic credentials for `host` only.
+pub fn write_docker_config(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf {
     use base64::Engine as _;
-    let docker = w.path(".home/docker");
-    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let file = dir.join("config.json");
     std::fs::write(
-        docker.join("config.json"),
+        &file,
         format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
+    file
 }
 
 /// A registry that requires basic auth (alice / s3cret), holding `private/app:1.0`.

@@ -35,7 +35,16 @@ struct Built {
 
 /// `scripts/build-image.sh --binary <this suite's lazyoci> --out <out>` plus `extra`.
 fn build_image(out: &Path, extra: &[&str]) -> Built {
-    let run = Command::new(root().join("scripts/build-image.sh"))
+    build_image_with(out, extra, None)
+}
+
+/// [`build_image`] with `REGISTRY_AUTH_FILE` set to `auth` (credentials for `--push`).
+fn build_image_with(out: &Path, extra: &[&str], auth: Option<&Path>) -> Built {
+    let mut cmd = Command::new(root().join("scripts/build-image.sh"));
+    if let Some(file) = auth {
+        cmd.env("REGISTRY_AUTH_FILE", file);
+    }
+    let run = cmd
         .arg("--binary")
         .arg(env!("CARGO_BIN_EXE_lazyoci"))
         .arg("--helm")
@@ -487,9 +496,12 @@ fn in_chroot(rootfs: &Path, config: &Value, argv: &[&str]) -> Run {
     }
 }
 
-fn skopeo_digest(reference: &str) -> String {
+/// The digest of `reference`'s manifest, read with skopeo (credentials from `auth`).
+fn skopeo_digest(reference: &str, auth: &Path) -> String {
     let out = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg("--authfile")
+        .arg(auth)
         .arg(format!("docker://{reference}"))
         .output()
         .expect("skopeo");
@@ -515,9 +527,16 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         tls: Some((certs.join("srv.crt"), certs.join("srv.key"))),
         ..Default::default()
     };
-    let src = lazyoci::testkit::registry::Registry::start_with(tls())
-        .await
-        .unwrap();
+    // The source wants credentials (alice / s3cret): the push and the mirror must bring them.
+    let src = lazyoci::testkit::registry::Registry::start_with(
+        lazyoci::testkit::registry::RegistryConfig {
+            htpasswd: Some(format!("alice:{}", bcrypt::hash("s3cret", 4).unwrap())),
+            ..tls()
+        },
+    )
+    .await
+    .unwrap();
+    let auth = write_docker_config(&tmp.path().join("auth"), src.addr(), "alice", "s3cret");
     let dst = lazyoci::testkit::registry::Registry::start_with(tls())
         .await
         .unwrap();
@@ -532,14 +551,15 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         "README step 2 no longer pushes to localhost:5000/lazyoci/lazyoci"
     );
     let repo = format!("{}/lazyoci/lazyoci", src.addr());
-    let built = build_image(
+    let built = build_image_with(
         &tmp.path().join("layout"),
         &["--push", &repo, "--dest-tls-verify=false"],
+        Some(&auth),
     );
     let pushed = format!("{repo}:{}", built.tag);
-    assert_eq!(skopeo_digest(&pushed), built.image);
+    assert_eq!(skopeo_digest(&pushed, &auth), built.image);
     assert_eq!(
-        skopeo_digest(&format!("{repo}:{}", built.referrers_tag)),
+        skopeo_digest(&format!("{repo}:{}", built.referrers_tag), &auth),
         oci::digest(&blob(
             &built.layout,
             tagged(&built.layout, &built.referrers_tag)["digest"]
@@ -594,9 +614,13 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         &work.join("charts/lazyoci-operator"),
     );
     std::fs::write(work.join("mirror.yaml"), readme.mirror_yaml()).unwrap();
+    // The source's credentials where lazyoci looks by default: ~/.docker/config.json.
+    let docker = rootfs.join("home/nonroot/.docker");
+    write_docker_config(&docker, src.addr(), "alice", "s3cret");
     let chown = Command::new("chown")
         .args(["-R", "65532:65532"])
         .arg(&work)
+        .arg(&docker)
         .status()
         .unwrap();
     assert!(chown.success());
@@ -646,7 +670,7 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         target,
         format!("{}/platform/lazyoci/lazyoci:{}", dst.addr(), built.tag)
     );
-    assert_eq!(skopeo_digest(target), built.image);
+    assert_eq!(skopeo_digest(target, &auth), built.image);
     // The SBOM travelled with the image, by digest, with its tag schema index.
     let attached = image["attached"].as_array().expect("attached artifacts");
     assert!(
@@ -658,7 +682,7 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
     );
     let target_repo = target.rsplit_once(':').unwrap().0;
     assert_eq!(
-        skopeo_digest(&format!("{target_repo}@{}", built.sbom)),
+        skopeo_digest(&format!("{target_repo}@{}", built.sbom), &auth),
         built.sbom
     );
 
@@ -683,7 +707,7 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
         .as_str()
         .unwrap();
     assert_eq!(deployed, target);
-    assert_eq!(skopeo_digest(deployed), built.image);
+    assert_eq!(skopeo_digest(deployed, &auth), built.image);
 }
 
 /// The README's deploy path, with its example registries replaced by the test's.
