@@ -7,7 +7,8 @@
 //! Follow one chart version through the stages:
 //! [`source`] (fetch the archive) → [`chart`] (push it as a Helm OCI artifact) →
 //! [`discover`] (render with helm, collect images) → [`reference`] (normalise and remap) →
-//! [`registry`] (copy registry to registry). [`pipeline`] strings them together.
+//! [`registry`] (copy registry to registry) → [`overlay`] (values that point installs at the
+//! mirror, verified by a second render). [`pipeline`] strings them together.
 
 pub mod chart;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod crd;
 pub mod credentials;
 pub mod digest;
 pub mod discover;
+pub mod overlay;
 pub mod pipeline;
 pub mod reference;
 pub mod registry;

@@ -188,6 +188,48 @@ pub struct VersionResult {
     pub images_skipped: usize,
     /// Images that failed.
     pub images_failed: usize,
+    /// The values overlay (`--overlays`), when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<OverlayResult>,
+}
+
+/// The values overlay of one chart version, and what a render with it pulls.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverlayResult {
+    /// The file written (`--overlays DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Distinct images a render with the overlay pulls from the target.
+    pub relocated: usize,
+    /// Images a render with the overlay still pulls from elsewhere: the values cannot move
+    /// them.
+    #[serde(default)]
+    pub not_relocatable: Vec<NotRelocatable>,
+    /// Images the overlay moves that this render does not use (sections switched off),
+    /// so the render could not check them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
+    /// The overlay pushed next to the chart, `host/repo@digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// Something worth knowing (e.g. why the overlay is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Why no overlay could be made, written or pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An image the values cannot move.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotRelocatable {
+    /// The reference a render with the overlay writes.
+    pub image: String,
+    /// Where: template, object and field.
+    pub at: Vec<String>,
+    /// Why it is not relocated.
+    pub reason: String,
 }
 
 impl VersionResult {
@@ -196,6 +238,7 @@ impl VersionResult {
         self.chart_status == ChartStatus::Failed
             || self.images_error.is_some()
             || self.images_failed > 0
+            || self.overlay.as_ref().is_some_and(|o| o.error.is_some())
     }
 
     /// Recount the image counters from `images`.
@@ -296,7 +339,7 @@ impl ImagesReport {
         self.charts
             .iter()
             .flat_map(|c| &c.versions)
-            .any(|v| v.error.is_some())
+            .any(|v| v.error.is_some() || v.overlay.as_ref().is_some_and(|o| o.error.is_some()))
     }
 }
 
@@ -329,6 +372,9 @@ pub struct ImagesVersion {
     /// Why the chart could not be fetched or a source could not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The values overlay (`--overlays`), when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<OverlayResult>,
 }
 
 /// One image and where it was found.

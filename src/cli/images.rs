@@ -24,6 +24,8 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
     req.only = args.chart.clone();
     req.versions = args.versions.clone();
     req.dry_run = true;
+    req.overlays = args.overlays.is_some();
+    req.overlay_dir = args.overlays.clone();
     let target = match pipeline::validate(&req) {
         Ok((t, _)) => t,
         Err(e) => return fail(EXIT_USAGE, e),
@@ -138,6 +140,9 @@ pub fn list_text(report: &ImagesReport) -> String {
             }
             if let Some(e) = &v.error {
                 let _ = writeln!(out, "  error: {e}");
+            }
+            if let Some(o) = &v.overlay {
+                out.push_str(&output::overlay_lines(o, "  "));
             }
             out.push('\n');
         }

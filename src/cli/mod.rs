@@ -164,6 +164,12 @@ pub struct MirrorArgs {
     /// .att, .sbom tags) and OCI referrers, which are copied with each image by default.
     #[arg(long)]
     pub no_signatures: bool,
+    /// Write a values overlay per chart version to DIR/<chart>-<version>.values.yaml: the
+    /// values that point every image the values set at its mirrored name. Each is checked
+    /// by rendering the chart again with it; images the values cannot move are listed as
+    /// not relocatable. Local files only: written in a dry run too.
+    #[arg(long, value_name = "DIR")]
+    pub overlays: Option<PathBuf>,
     /// The longest requests to a registry wait when its rate-limit budget is spent
     /// (RateLimit-Remaining: 0, or a 429 with rate-limit headers), e.g. 90s, 10m; after that
     /// such answers count as failed attempts.
@@ -202,6 +208,12 @@ pub struct ImagesArgs {
     /// Say which template, value or annotation produced IMAGE (a full or partial reference).
     #[arg(long, value_name = "IMAGE")]
     pub why: Option<String>,
+    /// Write a values overlay per chart version to DIR/<chart>-<version>.values.yaml: the
+    /// values that point every image the values set at its mirrored name. Each is checked
+    /// by rendering the chart again with it; images the values cannot move are listed as
+    /// not relocatable. Local files only: written in a dry run too.
+    #[arg(long, value_name = "DIR")]
+    pub overlays: Option<PathBuf>,
     /// Discovery sources, CA certificates, plain-HTTP sources.
     #[command(flatten)]
     pub shared: SharedArgs,
@@ -390,6 +402,8 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         concurrency: args.concurrency as usize,
         on_moved_tag: args.on_moved_tag.or(spec.on_moved_tag).unwrap_or_default(),
         signatures: !args.no_signatures && spec.signatures.unwrap_or(true),
+        overlays: args.overlays.is_some(),
+        overlay_dir: args.overlays.clone(),
         spec,
     };
     let target = match pipeline::validate(&req) {

@@ -87,6 +87,28 @@ struct State {
     head: usize,
 }
 
+/// What an overlay entry says, as indented lines: the file, how many images it relocates,
+/// each image it cannot, and any note or error.
+pub fn overlay_lines(o: &crate::result::OverlayResult, indent: &str) -> String {
+    let mut s = format!(
+        "{indent}overlay: {} relocated, {} not relocatable by values",
+        o.relocated,
+        o.not_relocatable.len()
+    );
+    if let Some(p) = &o.path {
+        s.push_str(&format!(" → {p}"));
+    }
+    s.push('\n');
+    for n in &o.not_relocatable {
+        let at = n.at.first().map(String::as_str).unwrap_or_default();
+        s.push_str(&format!("{indent}  not relocatable: {} ({at})\n", n.image));
+    }
+    for x in [&o.artifact, &o.note, &o.error].into_iter().flatten() {
+        s.push_str(&format!("{indent}  {x}\n"));
+    }
+    s
+}
+
 /// Prints progress events as the contract's per-version lines, one version block after
 /// another. Blocks of versions that finish early wait for the ones before them.
 pub struct TextProgress {
@@ -350,6 +372,9 @@ pub fn print_summary(r: &MirrorReport, theme: Theme) -> Result<(), String> {
                 "    {}: chart={chart}  images={images}\n",
                 v.version
             ));
+            if let Some(o) = &v.overlay {
+                s.push_str(&overlay_lines(o, "      "));
+            }
         }
     }
     let (pushed, copied) = if r.dry_run {

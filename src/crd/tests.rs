@@ -263,6 +263,7 @@ fn version(
         images_copied: 0,
         images_skipped: 0,
         images_failed: 0,
+        overlay: None,
     };
     v.recount();
     v

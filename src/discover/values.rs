@@ -35,25 +35,42 @@ pub fn merge(base: &mut Value, over: &Value) {
     }
 }
 
+/// One chart of the tree with its effective values.
+#[derive(Clone, Debug)]
+pub struct Effective<'a> {
+    /// The chart.
+    pub node: &'a ChartNode,
+    /// The name it is known by, for messages: `app`, `app/charts/redis (as cache)`.
+    pub label: String,
+    /// Where its values sit in the root chart's values: `[]` for the root,
+    /// `["cache"]` for a subchart aliased `cache`.
+    pub prefix: Vec<String>,
+    /// Its values: its own defaults, what its parent passes down, and the globals.
+    pub values: Value,
+}
+
 /// The effective values of every chart in the tree, with the name it is known by.
-pub fn effective<'a>(
-    root: &'a ChartNode,
-    overrides: &Value,
-) -> Vec<(&'a ChartNode, String, Value)> {
+pub fn effective<'a>(root: &'a ChartNode, overrides: &Value) -> Vec<Effective<'a>> {
     let mut values = root.values.clone();
     merge(&mut values, overrides);
     let mut out = Vec::new();
-    descend(root, root.name.clone(), values, &mut out);
+    descend(root, root.name.clone(), Vec::new(), values, &mut out);
     out
 }
 
 fn descend<'a>(
     node: &'a ChartNode,
     label: String,
+    prefix: Vec<String>,
     values: Value,
-    out: &mut Vec<(&'a ChartNode, String, Value)>,
+    out: &mut Vec<Effective<'a>>,
 ) {
-    out.push((node, label, values.clone()));
+    out.push(Effective {
+        node,
+        label,
+        prefix: prefix.clone(),
+        values: values.clone(),
+    });
     let deps = node.dependencies();
     let global = values.get("global").cloned();
     for sub in &node.subcharts {
@@ -86,91 +103,176 @@ fn descend<'a>(
             } else {
                 format!("{} (as {name})", sub.path)
             };
-            descend(sub, shown, v, out);
+            let mut sub_prefix = prefix.clone();
+            sub_prefix.push(name.clone());
+            descend(sub, shown, sub_prefix, v, out);
         }
     }
 }
 
 /// Image references in the effective values of every chart of the tree.
 pub fn scan(root: &ChartNode, overrides: &Value) -> Vec<Found> {
+    sites(root, overrides)
+        .into_iter()
+        .map(|site| {
+            let suffix = if site.guessed { APP_VERSION_TAG } else { "" };
+            Found {
+                at: format!(
+                    "values of {}: {}{suffix}",
+                    site.label,
+                    show_path(&site.path)
+                ),
+                raw: site.raw,
+            }
+        })
+        .collect()
+}
+
+/// One step of a values path: a mapping key or a list index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A mapping key.
+    Key(String),
+    /// A list index.
+    Index(usize),
+}
+
+/// A values path written the way messages show it: `sidecars[0].image`.
+pub fn show_path(path: &[Step]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if s.is_empty() => s.push_str(k),
+            Step::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// How an image is written at a values site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiteForm {
+    /// A string holding the whole reference (as written, before `{{ .Chart.AppVersion }}`
+    /// is expanded).
+    Whole(String),
+    /// A map with `repository` (or `image`, `name_key`), maybe `registry`, `tag`, `digest`.
+    Map {
+        /// The key holding the repository: `repository` or `image`.
+        name_key: String,
+        /// The repository as written.
+        repository: String,
+        /// Whether the map has a `registry` key (even an empty one).
+        has_registry_key: bool,
+        /// Whether the registry came from `global.imageRegistry`.
+        global_registry: bool,
+    },
+}
+
+/// One place in the values where an image is written.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// The chart it belongs to, as messages name it.
+    pub label: String,
+    /// Where that chart's values sit in the root chart's values.
+    pub prefix: Vec<String>,
+    /// The path within that chart's values.
+    pub path: Vec<Step>,
+    /// The reference it makes.
+    pub raw: String,
+    /// Whether the tag is the appVersion guess.
+    pub guessed: bool,
+    /// How it is written.
+    pub form: SiteForm,
+}
+
+/// Every image site in the effective values of every chart of the tree, ordered by chart.
+pub fn sites(root: &ChartNode, overrides: &Value) -> Vec<Site> {
     let mut out = Vec::new();
     let mut charts = effective(root, overrides);
-    charts.sort_by(|a, b| a.0.path.cmp(&b.0.path).then(a.1.cmp(&b.1)));
-    for (node, label, values) in charts {
+    charts.sort_by(|a, b| a.node.path.cmp(&b.node.path).then(a.label.cmp(&b.label)));
+    for chart in &charts {
         let ctx = Ctx {
-            app_version: node.app_version(),
-            global_registry: values
-                .get("global")
-                .and_then(|g| g.get("imageRegistry"))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            label: &label,
+            app_version: chart.node.app_version(),
+            global_registry: global_registry(&chart.values),
+            label: &chart.label,
+            prefix: &chart.prefix,
         };
-        walk(&values, "", "", "", &ctx, &mut out, 0);
+        walk(&chart.values, &mut Vec::new(), "", "", &ctx, &mut out, 0);
     }
     out
+}
+
+/// `global.imageRegistry`, when set and not empty.
+pub fn global_registry(values: &Value) -> Option<String> {
+    values
+        .get("global")
+        .and_then(|g| g.get("imageRegistry"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 struct Ctx<'a> {
     app_version: Option<String>,
     global_registry: Option<String>,
     label: &'a str,
+    prefix: &'a [String],
+}
+
+impl Ctx<'_> {
+    fn site(&self, path: &[Step], raw: String, guessed: bool, form: SiteForm) -> Site {
+        Site {
+            label: self.label.to_string(),
+            prefix: self.prefix.to_vec(),
+            path: path.to_vec(),
+            raw,
+            guessed,
+            form,
+        }
+    }
 }
 
 fn walk(
     v: &Value,
-    path: &str,
+    path: &mut Vec<Step>,
     key: &str,
     parent: &str,
     ctx: &Ctx,
-    out: &mut Vec<Found>,
+    out: &mut Vec<Site>,
     depth: usize,
 ) {
     if depth > 64 {
         return;
     }
-    let at = |p: &str| format!("values of {}: {p}", ctx.label);
     match v {
         Value::Object(map) => {
-            if let Some((image, guessed)) = from_map(map, key, ctx) {
-                let suffix = if guessed { APP_VERSION_TAG } else { "" };
-                out.push(Found {
-                    raw: image,
-                    at: format!("{}{suffix}", at(path)),
-                });
+            if let Some((image, guessed, form)) = from_map(map, key, ctx) {
+                out.push(ctx.site(path, image, guessed, form));
                 return;
             }
             for (k, child) in map {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                walk(child, &p, k, key, ctx, out, depth + 1);
+                path.push(Step::Key(k.clone()));
+                walk(child, path, k, key, ctx, out, depth + 1);
+                path.pop();
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(
-                    item,
-                    &format!("{path}[{i}]"),
-                    key,
-                    parent,
-                    ctx,
-                    out,
-                    depth + 1,
-                );
+                path.push(Step::Index(i));
+                walk(item, path, key, parent, ctx, out, depth + 1);
+                path.pop();
             }
         }
         Value::String(s) => {
-            if let Some(s) = expand(s.trim(), ctx.app_version.as_deref())
-                && string_is_image(key, parent, &s)
+            if let Some(x) = expand(s.trim(), ctx.app_version.as_deref())
+                && string_is_image(key, parent, &x)
             {
-                out.push(Found {
-                    raw: s,
-                    at: at(path),
-                });
+                let form = SiteForm::Whole(s.trim().to_string());
+                out.push(ctx.site(path, x, false, form));
             }
         }
         _ => {}
@@ -244,8 +346,8 @@ fn expand(s: &str, app_version: Option<&str>) -> Option<String> {
 pub const APP_VERSION_TAG: &str = " (no tag: appVersion assumed)";
 
 /// A reference from an image map (`registry`/`repository`/`tag`/`digest`), if `map` is one,
-/// and whether its tag is the appVersion guess.
-fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, bool)> {
+/// whether its tag is the appVersion guess, and how it is written.
+fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, bool, SiteForm)> {
     let app = ctx.app_version.as_deref();
     // Ok(None): absent; Err: a template that cannot be evaluated here.
     let field = |k: &str| -> Result<Option<String>, ()> {
@@ -255,10 +357,10 @@ fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, b
         }
     };
     // `repository`, or `image` next to `registry` (ingress-nginx's layout).
-    let repository = match field("repository").ok()? {
-        Some(r) => r,
+    let (name_key, repository) = match field("repository").ok()? {
+        Some(r) => ("repository", r),
         None if map.contains_key("registry") || map.contains_key("tag") => {
-            field("image").ok()??
+            ("image", field("image").ok()??)
         }
         None => return None,
     };
@@ -268,9 +370,15 @@ fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, b
     if !(image_like(key) || map.contains_key("tag") || map.contains_key("digest")) {
         return None;
     }
-    let registry = field("registry")
-        .ok()?
-        .or_else(|| ctx.global_registry.clone());
+    let own_registry = field("registry").ok()?;
+    let global_registry = own_registry.is_none() && ctx.global_registry.is_some();
+    let form = SiteForm::Map {
+        name_key: name_key.to_string(),
+        repository: text(map.get(name_key)).unwrap_or_default(),
+        has_registry_key: map.contains_key("registry"),
+        global_registry,
+    };
+    let registry = own_registry.or_else(|| ctx.global_registry.clone());
     let mut r = match registry {
         Some(reg) if !repository.starts_with(&format!("{reg}/")) => format!("{reg}/{repository}"),
         _ => repository,
@@ -288,7 +396,7 @@ fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, b
     }
     crate::reference::ImageRef::parse(&r)
         .ok()
-        .map(|_| (r, guessed))
+        .map(|_| (r, guessed, form))
 }
 
 #[cfg(test)]

@@ -24,6 +24,19 @@ const MAX_VALUES_FILE: u64 = 8 * 1024 * 1024;
 pub(super) struct Discovered {
     pub discovery: Discovery,
     pub error: Option<String>,
+    /// What the render used, for the overlay stage (absent when discovery stopped early).
+    pub rendered_with: Option<RenderedWith>,
+}
+
+/// The chart tree, the archive (with fetched dependencies) and the inputs discovery
+/// rendered with: what the overlay stage renders again.
+pub(super) struct RenderedWith {
+    pub root: tree::ChartNode,
+    pub archive: Bytes,
+    pub inputs: RenderInputs,
+    pub overrides: Value,
+    /// Whether the rendered manifests count (else the overlay cannot be verified).
+    pub rendered: bool,
 }
 
 /// Whether a `valuesFiles` entry names a local file rather than one inside the chart.
@@ -69,14 +82,18 @@ pub async fn images(
         .map(|u| {
             async move {
                 if cancel.is_cancelled() {
-                    return (None, Some("cancelled".to_string()));
+                    return (None, Some("cancelled".to_string()), None);
                 }
                 match ctx.fetch(u).await {
                     Ok(fetched) => {
                         let found = ctx.discover(u, &fetched).await;
-                        (Some(found.discovery), found.error)
+                        let overlay = match req.overlays {
+                            true => Some(ctx.overlay_of(u, &found).await),
+                            false => None,
+                        };
+                        (Some(found.discovery), found.error, overlay)
                     }
-                    Err(e) => (None, Some(e.to_string())),
+                    Err(e) => (None, Some(e.to_string()), None),
                 }
             }
             .boxed()
@@ -87,7 +104,7 @@ pub async fn images(
         .collect()
         .await;
     let mut report = ImagesReport::default();
-    for (u, (discovery, error)) in units.iter().zip(results) {
+    for (u, (discovery, error, overlay)) in units.iter().zip(results) {
         let d = discovery.unwrap_or_default();
         let version = ImagesVersion {
             version: u.version.clone(),
@@ -95,6 +112,7 @@ pub async fn images(
             excluded: d.excluded.iter().map(listed).collect(),
             warnings: d.warnings,
             error,
+            overlay,
         };
         match report.charts.last_mut() {
             Some(c) if c.key == u.key => c.versions.push(version),
@@ -114,6 +132,7 @@ impl Ctx<'_> {
         let fail = |error: String| Discovered {
             discovery: Discovery::default(),
             error: Some(error),
+            rendered_with: None,
         };
         let selection = match Selection::new(self.req.spec.images.as_ref(), up.images.as_ref()) {
             Ok(s) => s,
@@ -170,8 +189,16 @@ impl Ctx<'_> {
         if selection.counts(DiscoverySource::Values) {
             findings.values = Some(values::scan(&root, &overrides));
         }
+        let rendered = findings.rendered.is_some();
         Discovered {
             discovery: crate::discover::assemble(findings, &selection, warnings),
+            rendered_with: error.is_none().then_some(RenderedWith {
+                root,
+                archive,
+                inputs,
+                overrides,
+                rendered,
+            }),
             error,
         }
     }

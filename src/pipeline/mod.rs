@@ -12,10 +12,12 @@ mod attached;
 mod discovery;
 mod events;
 mod image;
+mod overlay;
 mod plan;
 
 pub use discovery::{images, is_local_values_file};
 pub use events::{Event, NoProgress, Progress, Unit};
+pub use overlay::file_name as overlay_file_name;
 pub use plan::{plan, validate};
 
 use std::collections::HashMap;
@@ -59,6 +61,10 @@ pub struct MirrorRequest {
     pub on_moved_tag: MovedTag,
     /// Copy each image's signatures, attestations, SBOMs and referrers with it.
     pub signatures: bool,
+    /// Make a values overlay per chart version, verified by a second render.
+    pub overlays: bool,
+    /// Write each overlay to `<dir>/<chart>-<version>.values.yaml` (also in a dry run).
+    pub overlay_dir: Option<std::path::PathBuf>,
 }
 
 impl MirrorRequest {
@@ -76,6 +82,8 @@ impl MirrorRequest {
             dry_run: false,
             on_moved_tag: spec.on_moved_tag.unwrap_or_default(),
             signatures: spec.signatures.unwrap_or(true),
+            overlays: false,
+            overlay_dir: None,
             spec,
         }
     }
@@ -360,6 +368,7 @@ impl Ctx<'_> {
             images_copied: 0,
             images_skipped: 0,
             images_failed: 0,
+            overlay: None,
         };
         if self.cancel.is_cancelled() {
             vr.chart_status = ChartStatus::Failed;
@@ -430,6 +439,9 @@ impl Ctx<'_> {
         }
         let mut found = self.discover(u, &fetched).await;
         self.drop_missing_guesses(&mut found.discovery).await;
+        if self.req.overlays {
+            vr.overlay = Some(self.overlay_of(u, &found).await);
+        }
         let d = found.discovery;
         vr.warnings = d.warnings;
         vr.excluded_images = d.excluded.iter().map(|x| x.image.to_string()).collect();

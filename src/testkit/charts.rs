@@ -265,3 +265,109 @@ pub fn write_broken_chart(dir: &Path, name: &str, version: &str) -> anyhow::Resu
     )?;
     Ok(root)
 }
+
+/// A chart that exercises values overlays, every image from the standard set at `host`:
+/// - `bitnami/multi`: a Bitnami-style map (`registry: ""`, `global.imageRegistry` set),
+///   rendered the Bitnami way (the global wins);
+/// - `team/sub`: a subchart aliased `cache`, its registry from the global;
+/// - `team/worker`: a plain string image;
+/// - `library/nginx`: a string image in a list of sidecars;
+/// - `team/pinned`: a map pinned by digest;
+/// - `team/api`: a map without a tag, which the template fills from `.Chart.AppVersion`;
+/// - `team/job`: only in a ConfigMap, hard-coded (not relocatable by values);
+/// - `team/hook`: hard-coded in a hook with `:{{ .Chart.AppVersion }}` (not relocatable).
+pub fn write_overlay_chart(dir: &Path, host: &str, set: &SeedSet) -> anyhow::Result<PathBuf> {
+    let root = dir.join("reloc");
+    write(
+        &root,
+        "Chart.yaml",
+        "apiVersion: v2\nname: reloc\nversion: 1.0.0\nappVersion: \"1.0\"\ndependencies:\n  - name: sub\n    version: 1.0.0\n    alias: cache\n",
+    )?;
+    write(
+        &root,
+        "values.yaml",
+        &format!(
+            "global:\n  imageRegistry: {host}\nimage:\n  registry: \"\"\n  repository: bitnami/multi\n  tag: \"2.0\"\nworker:\n  image: {host}/team/worker:1.0\nsidecars:\n  - name: proxy\n    image: {host}/library/nginx:1.25\npinned:\n  image:\n    registry: {host}\n    repository: team/pinned\n    digest: \"{}\"\napi:\n  image:\n    repository: {host}/team/api\ncache:\n  image:\n    tag: \"1.0\"\n",
+            set.pinned.digest
+        ),
+    )?;
+    write(
+        &root,
+        "templates/_helpers.tpl",
+        r#"{{- define "reloc.image" -}}
+{{- $registry := .image.registry -}}
+{{- if .global.imageRegistry }}{{ $registry = .global.imageRegistry }}{{ end -}}
+{{- if $registry }}{{ $registry }}/{{ end }}{{ .image.repository }}:{{ .image.tag }}
+{{- end -}}
+"#,
+    )?;
+    write(
+        &root,
+        "templates/deployment.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {{ include "reloc.image" (dict "image" .Values.image "global" .Values.global) }}
+      - name: worker
+        image: {{ .Values.worker.image }}
+      - name: api
+        image: "{{ .Values.api.image.repository }}:{{ .Values.api.image.tag | default .Chart.AppVersion }}"
+      - name: pinned
+        image: "{{ .Values.pinned.image.registry }}/{{ .Values.pinned.image.repository }}@{{ .Values.pinned.image.digest }}"
+      {{- range .Values.sidecars }}
+      - name: {{ .name }}
+        image: {{ .image }}
+      {{- end }}
+"#,
+    )?;
+    write(
+        &root,
+        "templates/configmap.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-jobs\ndata:\n  image: {host}/team/job:0.9\n"
+        ),
+    )?;
+    write(
+        &root,
+        "templates/hook.yaml",
+        &format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{{{ .Release.Name }}}}-migrate\n  annotations:\n    \"helm.sh/hook\": pre-install\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: {host}/team/hook:{{{{ .Chart.AppVersion }}}}\n"
+        ),
+    )?;
+    write(
+        &root,
+        "charts/sub/Chart.yaml",
+        "apiVersion: v2\nname: sub\nversion: 1.0.0\n",
+    )?;
+    write(
+        &root,
+        "charts/sub/values.yaml",
+        "image:\n  repository: team/sub\n  tag: \"0.1\"\n",
+    )?;
+    write(
+        &root,
+        "charts/sub/templates/daemonset.yaml",
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {{ .Release.Name }}-cache
+spec:
+  selector: {matchLabels: {app: cache}}
+  template:
+    metadata: {labels: {app: cache}}
+    spec:
+      containers:
+      - name: cache
+        image: "{{ with .Values.global.imageRegistry }}{{ . }}/{{ end }}{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+"#,
+    )?;
+    Ok(root)
+}

@@ -226,6 +226,7 @@ async fn discovery_recall_and_precision_on_the_corpus() {
     let cfg = work.path().join("mirror.yaml");
     std::fs::write(&cfg, &config).unwrap();
 
+    let overlays = work.path().join("overlays").to_string_lossy().into_owned();
     let run_mode = |sources: Option<&str>| {
         let cfg = cfg.to_string_lossy().into_owned();
         let mut args = vec![
@@ -237,8 +238,9 @@ async fn discovery_recall_and_precision_on_the_corpus() {
             "--insecure-registry",
             registry.addr(),
         ];
-        if let Some(s) = sources {
-            args.extend(["--sources", s]);
+        match sources {
+            Some(s) => args.extend(["--sources", s]),
+            None => args.extend(["--overlays", &overlays]),
         }
         let run = run_lazyoci(work.path(), &args, &[], &[]);
         assert!(run.code == 0 || run.code == 1, "{run:?}");
@@ -352,4 +354,55 @@ async fn discovery_recall_and_precision_on_the_corpus() {
     // The range ~0.3.0 resolved to 0.3.1 from the OCI registry (0.4.0's images are traps).
     let oci = version("17-oci-dependency-range");
     assert!(oci["error"].is_null(), "{oci:#}");
+
+    overlay_table(&cases, &version);
+}
+
+/// Values overlays over the corpus: per case, the images a render with the overlay pulls
+/// from the target and those it does not (with why). Every rendered image is one or the
+/// other; printed and written next to the discovery scores.
+fn overlay_table(cases: &[Case], version: &dyn Fn(&str) -> Value) {
+    let mut table = String::from(
+        "overlays: case                           relocated  not-relocatable  unverified\n",
+    );
+    let (mut relocated, mut left) = (0, 0);
+    let mut problems = Vec::new();
+    for case in cases {
+        let v = version(&case.name);
+        let o = &v["overlay"];
+        if let Some(e) = o["error"].as_str() {
+            problems.push(format!("{}: {e}", case.name));
+        }
+        let n = o["relocated"].as_u64().unwrap_or_default();
+        let nr = o["notRelocatable"].as_array().cloned().unwrap_or_default();
+        let unverified = o["unverified"].as_array().map_or(0, Vec::len);
+        relocated += n;
+        left += nr.len();
+        table.push_str(&format!(
+            "          {:<32} {n:>9}  {:>15}  {unverified:>10}\n",
+            case.name,
+            nr.len()
+        ));
+        for x in &nr {
+            let at = x["at"][0].as_str().unwrap_or_default();
+            if at.is_empty() {
+                problems.push(format!("{}: {} has no location", case.name, x["image"]));
+            }
+            table.push_str(&format!(
+                "              not relocatable: {} at {at}: {}\n",
+                x["image"].as_str().unwrap_or_default(),
+                x["reason"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    table.push_str(&format!(
+        "TOTAL overlays: {relocated} relocated by values, {left} not relocatable\n"
+    ));
+    eprintln!("{table}");
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-overlays.txt"),
+        &table,
+    )
+    .unwrap();
+    assert!(problems.is_empty(), "{problems:#?}\n{table}");
 }

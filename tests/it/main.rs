@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod mirror_cli;
 mod operator_image;
+mod overlays;
 mod progress_view;
 mod ratelimit;
 mod sources;
