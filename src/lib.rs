@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod reference;
 pub mod registry;
 pub mod result;
+pub mod runtime;
 pub mod source;
 pub mod spec;
 #[doc(hidden)]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             Command::Mirror(args) => cli::mirror(&cli, args).await,
             Command::Images(args) => cli::images::run(&cli, args).await,
             Command::Demo(args) => cli::demo::run(&cli, args).await,
+            Command::RuntimeConfig(args) => cli::runtime::run(&cli, args).await,
             Command::Operator(args) => cli::operator(&cli, args).await,
             Command::Crd => match cli::output::print_stdout(&lazyoci::crd::crd_yaml()) {
                 Ok(()) => std::process::ExitCode::SUCCESS,

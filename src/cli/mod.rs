@@ -5,6 +5,7 @@ pub mod demo;
 pub mod images;
 pub mod live;
 pub mod output;
+pub mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,10 @@ pub enum Command {
     /// Start two local registries and a Helm repository, seed them, and mirror a demo chart
     /// from all three source types (needs docker-registry and helm; see scripts/install-test-deps.sh).
     Demo(DemoArgs),
+    /// Print containerd hosts.toml files or a CRI-O/podman registries.conf that send each
+    /// source host's pulls (of the images the config's charts use) to the target: the
+    /// cluster-wide alternative to values overlays. Writes nothing unless --dir is given.
+    RuntimeConfig(runtime::RuntimeConfigArgs),
     /// Print the ChartMirror CustomResourceDefinition (YAML).
     Crd,
     /// Run the ChartMirror operator (a Kubernetes controller) until SIGTERM.

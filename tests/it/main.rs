@@ -16,5 +16,6 @@ mod operator_image;
 mod overlays;
 mod progress_view;
 mod ratelimit;
+mod runtime_config;
 mod sources;
 mod transport;
