@@ -219,6 +219,12 @@ pub struct OverlayResult {
     /// Why no overlay could be made, written or pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The ConfigMap holding it (operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    /// The overlay file's content (for the operator's ConfigMaps; not printed).
+    #[serde(skip)]
+    pub content: Option<String>,
 }
 
 /// An image the values cannot move.

@@ -1,7 +1,8 @@
 //! Values overlays: from the values sites discovery found, a values file that points every
 //! image the values can move at its mirrored name under the target (tag and digest kept),
 //! so that `helm install -f <overlay>` pulls only from the mirror and the chart itself
-//! stays byte-identical. Pure; [`verify`] checks a render made with the overlay.
+//! stays byte-identical. Pure but for [`artifact`] (the overlay pushed next to the chart);
+//! [`verify`] checks a render made with the overlay.
 //!
 //! Each site is rewritten in the form it is written in:
 //! - a whole reference string (`image: busybox:1.36`) becomes the mirrored reference, with
@@ -15,6 +16,7 @@
 //! Sites inside lists are written as the whole list (helm replaces lists, it cannot set
 //! one item). Subchart sites sit under the subchart's name or alias.
 
+pub mod artifact;
 pub mod verify;
 
 use serde_json::{Map, Value};

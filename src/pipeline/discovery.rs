@@ -88,7 +88,7 @@ pub async fn images(
                     Ok(fetched) => {
                         let found = ctx.discover(u, &fetched).await;
                         let overlay = match req.overlays {
-                            true => Some(ctx.overlay_of(u, &found).await),
+                            true => Some(ctx.overlay_of(u, &found, None).await),
                             false => None,
                         };
                         (Some(found.discovery), found.error, overlay)

@@ -440,7 +440,19 @@ impl Ctx<'_> {
         let mut found = self.discover(u, &fetched).await;
         self.drop_missing_guesses(&mut found.discovery).await;
         if self.req.overlays {
-            vr.overlay = Some(self.overlay_of(u, &found).await);
+            // Next to the chart only when the chart is there (not in a dry run).
+            let repo = chart_repo(
+                self.target,
+                self.req.spec.target.charts_prefix.as_deref(),
+                &u.chart,
+            );
+            let chart = match (vr.chart_status, &vr.chart_digest) {
+                (ChartStatus::Pushed | ChartStatus::Skipped, Some(d)) => {
+                    Some((repo.as_str(), d.as_str()))
+                }
+                _ => None,
+            };
+            vr.overlay = Some(self.overlay_of(u, &found, chart).await);
         }
         let d = found.discovery;
         vr.warnings = d.warnings;

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::discovery::{Discovered, RenderedWith};
 use super::{Ctx, Unit};
 use crate::discover::{DiscoveredImage, manifests};
-use crate::overlay::{self, MAX_OVERLAY_BYTES, verify};
+use crate::overlay::{self, MAX_OVERLAY_BYTES, artifact, verify};
 use crate::reference::ImageRef;
 use crate::result::OverlayResult;
 
@@ -20,17 +20,42 @@ pub fn file_name(chart: &str, version: &str) -> String {
 }
 
 impl Ctx<'_> {
-    /// The overlay entry of a chart version whose discovery is `found`.
-    pub(super) async fn overlay_of(&self, u: &Unit, found: &Discovered) -> OverlayResult {
-        match &found.rendered_with {
-            Some(with) => self.overlay(u, with, &found.discovery.images).await.0,
-            None => OverlayResult {
+    /// The overlay entry of a chart version whose discovery is `found`; with `chart`
+    /// (its repository and manifest digest on the target), the overlay is also pushed next
+    /// to it.
+    pub(super) async fn overlay_of(
+        &self,
+        u: &Unit,
+        found: &Discovered,
+        chart: Option<(&str, &str)>,
+    ) -> OverlayResult {
+        let Some(with) = &found.rendered_with else {
+            return OverlayResult {
                 note: Some(
                     "no overlay: image discovery did not finish (see the error above)".into(),
                 ),
                 ..Default::default()
-            },
+            };
+        };
+        let (mut result, text) = self.overlay(u, with, &found.discovery.images).await;
+        if let (Some(text), Some((repo, digest))) = (&text, chart) {
+            let name = file_name(&u.chart, &u.version);
+            let pushed = match self.env.registries.client(&self.target.host).await {
+                Ok(dst) => artifact::push(&dst, repo, digest, text, &name).await,
+                Err(e) => Err(e),
+            };
+            match pushed {
+                Ok(d) => result.artifact = Some(format!("{}/{repo}@{d}", self.target.host)),
+                Err(e) => {
+                    result.error = Some(format!(
+                        "cannot push the overlay next to the chart ({}/{repo}): {e}",
+                        self.target.host
+                    ))
+                }
+            }
         }
+        result.content = text;
+        result
     }
 
     /// Build, verify and (with `--overlays DIR`) write the overlay of one chart version.

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use lazyoci::reference::ImageRef;
 use serde_json::Value;
 
-use crate::common::{World, charts, helm, version_of, world};
+use crate::common::{World, charts, helm, oci, version_of, world};
 
 fn config(w: &World, chart: &std::path::Path) -> std::path::PathBuf {
     w.config(
@@ -112,7 +112,40 @@ async fn helm_template_with_the_overlay_pulls_only_from_the_mirror() {
     let plain = rendered_images(&w, chart_ref, &["--version", "1.0.0", "--plain-http"]);
     assert!(plain.iter().all(|i| !i.starts_with(&target_prefix)));
 
-    // The text summary says the same.
+    // The overlay is next to the chart: found from the chart's digest through the referrers
+    // tag schema (docker-registry has no referrers API), with the same bytes as the file.
+    let chart_digest = v["chartDigest"].as_str().unwrap();
+    let artifact = overlay["artifact"].as_str().unwrap();
+    let (repo_at, overlay_digest) = artifact.split_once('@').unwrap();
+    let repo = repo_at.strip_prefix(&format!("{}/", w.dst.addr())).unwrap();
+    assert_eq!(repo, "mirror/reloc");
+    let found = overlay_from_referrers(w.dst.addr(), repo, chart_digest).await;
+    assert_eq!(found.0, overlay_digest);
+    assert_eq!(
+        found.1,
+        std::fs::read(&file).unwrap(),
+        "artifact and file differ"
+    );
+    // skopeo, as an independent client, reads the same manifest, subject and all.
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{artifact}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(raw["subject"]["digest"], chart_digest);
+    assert_eq!(
+        raw["artifactType"],
+        lazyoci::overlay::artifact::ARTIFACT_TYPE
+    );
+
+    // The text summary says the same; a re-run writes nothing to the target.
+    let writes = w.dst_writes().len();
     let text = w.run(&[
         "mirror",
         "-c",
@@ -133,6 +166,40 @@ async fn helm_template_with_the_overlay_pulls_only_from_the_mirror() {
         )),
         "{text:?}"
     );
+    assert_eq!(w.dst_writes().len(), writes, "the re-run wrote");
+}
+
+/// The overlay referring to `subject` in `repo`, from the referrers tag schema: its manifest
+/// digest and its layer's bytes.
+async fn overlay_from_referrers(addr: &str, repo: &str, subject: &str) -> (String, Vec<u8>) {
+    let tag = subject.replacen(':', "-", 1);
+    let (_, index) = oci::get_manifest(addr, repo, &tag)
+        .await
+        .unwrap()
+        .expect("no referrers tag for the chart");
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    let ours: Vec<&Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["artifactType"] == lazyoci::overlay::artifact::ARTIFACT_TYPE)
+        .collect();
+    assert_eq!(ours.len(), 1, "{index:#}");
+    let digest = ours[0]["digest"].as_str().unwrap().to_string();
+    let (_, manifest) = oci::get_manifest(addr, repo, &digest)
+        .await
+        .unwrap()
+        .unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(manifest["subject"]["digest"], subject);
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = reqwest::get(format!("http://{addr}/v2/{repo}/blobs/{layer}"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    (digest, blob.to_vec())
 }
 
 #[tokio::test]
