@@ -24,6 +24,7 @@ pub mod reference;
 pub mod registry;
 pub mod result;
 pub mod runtime;
+pub mod select;
 pub mod source;
 pub mod spec;
 #[doc(hidden)]

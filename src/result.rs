@@ -258,7 +258,7 @@ impl VersionResult {
 }
 
 /// One upstream (chart key).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChartResult {
     /// Upstream key.
@@ -267,6 +267,37 @@ pub struct ChartResult {
     pub chart: String,
     /// Per version.
     pub versions: Vec<VersionResult>,
+    /// The upstream's version selector, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<SelectorReport>,
+    /// The versions this run resolved for the upstream (exact and selected), oldest first
+    /// when a selector took part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_versions: Vec<String>,
+    /// Remarks about resolving versions (published entries that are not versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the upstream's versions could not be resolved (e.g. nothing matches); nothing
+    /// of it was mirrored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A version selector as configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectorReport {
+    /// The constraint (Helm syntax).
+    pub semver: String,
+    /// Only the N highest matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<u32>,
+    /// Whether prereleases may match.
+    #[serde(default)]
+    pub prereleases: bool,
+    /// Versions or patterns never selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// The whole run.
@@ -320,10 +351,12 @@ impl MirrorReport {
 
     /// Whether any chart, discovery or image failed (exit code 1).
     pub fn has_failures(&self) -> bool {
-        self.charts
-            .iter()
-            .flat_map(|c| &c.versions)
-            .any(VersionResult::failed)
+        self.charts.iter().any(|c| c.error.is_some())
+            || self
+                .charts
+                .iter()
+                .flat_map(|c| &c.versions)
+                .any(VersionResult::failed)
     }
 }
 
@@ -342,10 +375,12 @@ pub struct ImagesReport {
 impl ImagesReport {
     /// Whether any chart version could not be fetched or fully discovered.
     pub fn has_failures(&self) -> bool {
-        self.charts
-            .iter()
-            .flat_map(|c| &c.versions)
-            .any(|v| v.error.is_some() || v.overlay.as_ref().is_some_and(|o| o.error.is_some()))
+        self.charts.iter().any(|c| c.error.is_some())
+            || self
+                .charts
+                .iter()
+                .flat_map(|c| &c.versions)
+                .any(|v| v.error.is_some() || v.overlay.as_ref().is_some_and(|o| o.error.is_some()))
     }
 }
 
@@ -359,6 +394,9 @@ pub struct ImagesChart {
     pub chart: String,
     /// Per version.
     pub versions: Vec<ImagesVersion>,
+    /// Why the upstream's versions could not be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One chart version in an [`ImagesReport`].

@@ -114,6 +114,7 @@ pub struct TargetSpec {
 #[x_kube(validation = Rule::new("self.type != 'oci' || (has(self.registry) && self.registry.startsWith('oci://'))").message("type oci needs registry: oci://host/path"))]
 #[x_kube(validation = Rule::new("self.type != 'local' || has(self.path)").message("type local needs path"))]
 #[x_kube(validation = Rule::new("[has(self.repo), has(self.registry), has(self.path)].filter(x, x).size() <= 1").message("set only the location field of the chosen type (repo, registry or path)"))]
+#[x_kube(validation = Rule::new("has(self.semver) || (has(self.versions) && size(self.versions) > 0)").message("list versions, or give semver: a range of versions to follow (or both)"))]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamSpec {
     /// Key of this upstream (the map key in mirror.yaml).
@@ -134,9 +135,28 @@ pub struct UpstreamSpec {
     /// Chart name as published upstream.
     #[schemars(length(min = 1))]
     pub chart: String,
-    /// Exact chart versions to mirror.
-    #[schemars(length(min = 1))]
+    /// Exact chart versions to mirror. Optional when `semver` is given; the union of both
+    /// is mirrored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
+    /// Follow every published version matching this constraint, in Helm's syntax
+    /// (`>=0.28.0 <1.0.0`, `^1.2`, `~0.3`, `1.x`, `1.2 - 1.4`, `^1 || ^2`). Re-resolved on
+    /// every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub semver: Option<String>,
+    /// Only the N highest versions matching `semver` (default: every match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub latest: Option<u32>,
+    /// Let `semver` match prereleases (default false, as Helm: a prerelease matches only a
+    /// range that names one).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub prereleases: bool,
+    /// Versions never selected by `semver`: exact versions, or regular expressions searched
+    /// in the version string (`^0\\.29\\.0-`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     /// Secret with credentials for this upstream (operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
@@ -376,8 +396,15 @@ impl UpstreamSpec {
                 ),
             ));
         }
-        if self.versions.is_empty() {
-            out.push(("versions", "must list at least one version".into()));
+        if self.versions.is_empty() && self.semver.is_none() {
+            out.push((
+                "versions",
+                "must list at least one version, or give semver: a range of versions to follow"
+                    .into(),
+            ));
+        }
+        if let Err(problems) = crate::select::Selector::of(self) {
+            out.extend(problems);
         }
         out.extend(render_problems(
             self.values.as_ref(),

@@ -27,7 +27,7 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
     req.overlays = args.overlays.is_some();
     req.overlay_dir = args.overlays.clone();
     let target = match pipeline::validate(&req) {
-        Ok((t, _)) => t,
+        Ok(t) => t,
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let env = match args.shared.env(cli, &req, &target, Default::default()) {

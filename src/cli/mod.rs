@@ -412,7 +412,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         spec,
     };
     let target = match pipeline::validate(&req) {
-        Ok((t, _)) => t,
+        Ok(t) => t,
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let opts = RegistryOptions {

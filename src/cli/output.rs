@@ -353,6 +353,12 @@ pub fn print_summary(r: &MirrorReport, theme: Theme) -> Result<(), String> {
     ));
     for c in &r.charts {
         s.push_str(&format!("  {} ({}):\n", c.key, c.chart));
+        if let Some(e) = &c.error {
+            s.push_str(&theme.paint(Paint::Bad, &format!("    failed: {e}\n")));
+        }
+        for w in &c.warnings {
+            s.push_str(&format!("    warning: {w}\n"));
+        }
         for v in &c.versions {
             let chart = serde_json::to_value(v.chart_status)
                 .ok()

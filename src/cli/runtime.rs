@@ -56,7 +56,7 @@ pub async fn run(cli: &Cli, args: &RuntimeConfigArgs) -> ExitCode {
     req.only = args.chart.clone();
     req.dry_run = true;
     let target = match pipeline::validate(&req) {
-        Ok((t, _)) => t,
+        Ok(t) => t,
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let env = match args.shared.env(cli, &req, &target, Default::default()) {
@@ -77,6 +77,9 @@ pub async fn run(cli: &Cli, args: &RuntimeConfigArgs) -> ExitCode {
         .filter_map(|i| ImageRef::parse(&i.source).ok())
         .collect();
     for c in &report.charts {
+        if let Some(e) = &c.error {
+            eprintln!("warning: {}: {e}; its images are not covered", c.key);
+        }
         for v in c.versions.iter().filter(|v| v.error.is_some()) {
             eprintln!(
                 "warning: {}:{}: {}; its images are not covered",

@@ -26,6 +26,10 @@ const MIRROR_UPSTREAM_KEYS: &[&str] = &[
     "path",
     "chart",
     "versions",
+    "semver",
+    "latest",
+    "prereleases",
+    "exclude",
     "values",
     "values-files",
     "kube-version",
@@ -63,6 +67,10 @@ const CRD_UPSTREAM_KEYS: &[&str] = &[
     "path",
     "chart",
     "versions",
+    "semver",
+    "latest",
+    "prereleases",
+    "exclude",
     "secretRef",
     "values",
     "valuesFiles",
@@ -256,11 +264,11 @@ impl Extract {
                 String::new()
             }
         };
-        if find(entries, "versions").is_none() {
+        if find(entries, "versions").is_none() && find(entries, "semver").is_none() {
             self.problem(
                 join(path, "versions"),
                 node.pos,
-                "required: a list of chart versions",
+                "required: a list of chart versions, or semver: a range of versions to follow",
             );
         }
         let upstream = UpstreamSpec {
@@ -271,6 +279,15 @@ impl Extract {
             path: self.opt_string(entries, "path", path),
             chart,
             versions: self.versions(entries, path),
+            semver: self.opt_string(entries, "semver", path),
+            latest: self.number(entries, "latest", path),
+            prereleases: self.boolean(entries, "prereleases", path),
+            exclude: self.string_list(
+                entries,
+                "exclude",
+                path,
+                "a list of versions or regular expressions",
+            ),
             secret_ref: if crd {
                 self.secret_ref(entries, "secretRef", path)
             } else {

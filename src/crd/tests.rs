@@ -290,6 +290,7 @@ fn report(versions: Vec<VersionResult>) -> MirrorReport {
             key: "app".into(),
             chart: "app".into(),
             versions,
+            ..Default::default()
         }],
         unique_images: 3,
         ..Default::default()

@@ -63,7 +63,7 @@ pub async fn images(
     env: &super::Env,
     cancel: &CancellationToken,
 ) -> Result<ImagesReport, PipelineError> {
-    let (target, units, repos) = super::start(req, env, cancel, renders(req)).await?;
+    let (target, repos) = super::start(req, env, cancel, renders(req)).await?;
     let ctx = &Ctx {
         req,
         env,
@@ -72,6 +72,8 @@ pub async fn images(
         progress: &NoProgress,
         cancel,
     };
+    let resolved = ctx.resolve_all().await;
+    let units = super::plan(req, &target, &resolved);
     let listed = |d: &crate::discover::DiscoveredImage| ListedImage {
         source: d.image.to_string(),
         target: d.image.remap(&target).to_string(),
@@ -103,7 +105,20 @@ pub async fn images(
         .buffered(req.concurrency.max(1))
         .collect()
         .await;
-    let mut report = ImagesReport::default();
+    let mut report = ImagesReport {
+        charts: resolved
+            .iter()
+            .map(|r| {
+                let c = r.chart_result(req);
+                ImagesChart {
+                    key: c.key,
+                    chart: c.chart,
+                    versions: Vec::new(),
+                    error: c.error,
+                }
+            })
+            .collect(),
+    };
     for (u, (discovery, error, overlay)) in units.iter().zip(results) {
         let d = discovery.unwrap_or_default();
         let version = ImagesVersion {
@@ -114,13 +129,8 @@ pub async fn images(
             error,
             overlay,
         };
-        match report.charts.last_mut() {
-            Some(c) if c.key == u.key => c.versions.push(version),
-            _ => report.charts.push(ImagesChart {
-                key: u.key.clone(),
-                chart: u.chart.clone(),
-                versions: vec![version],
-            }),
+        if let Some(c) = report.charts.iter_mut().find(|c| c.key == u.key) {
+            c.versions.push(version);
         }
     }
     Ok(report)

@@ -14,11 +14,13 @@ mod events;
 mod image;
 mod overlay;
 mod plan;
+mod resolve;
 
 pub use discovery::{images, is_local_values_file};
 pub use events::{Event, NoProgress, Progress, Unit};
 pub use overlay::file_name as overlay_file_name;
 pub use plan::{plan, validate};
+pub use resolve::Resolved;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,9 +34,7 @@ use crate::chart::push;
 use crate::discover::{DiscoveredImage, RenderError, Renderer};
 use crate::reference::ImageRef;
 use crate::registry::{Registries, RegistryError, Scope};
-use crate::result::{
-    ChartResult, ChartStatus, ImageResult, ImageStatus, MirrorReport, MovedTag, VersionResult,
-};
+use crate::result::{ChartStatus, ImageResult, ImageStatus, MirrorReport, MovedTag, VersionResult};
 use crate::source::repo::RepoSource;
 use crate::source::store::ArtifactStore;
 use crate::source::{FetchError, FetchedChart};
@@ -170,17 +170,13 @@ async fn start(
     env: &Env,
     cancel: &CancellationToken,
     renders: bool,
-) -> Result<(TargetUrl, Vec<Unit>, RepoSource), PipelineError> {
-    let (target, units) = validate(req)?;
+) -> Result<(TargetUrl, RepoSource), PipelineError> {
+    let target = validate(req)?;
     if renders {
         env.renderer.check().await?;
     }
     env.registries.cancel_pauses_with(cancel.clone());
-    Ok((
-        target,
-        units,
-        RepoSource::new(env.http.clone(), env.timeout),
-    ))
+    Ok((target, RepoSource::new(env.http.clone(), env.timeout)))
 }
 
 /// Mirror everything the request asks for.
@@ -191,9 +187,8 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<MirrorReport, PipelineError> {
     let started = Instant::now();
-    let (target, units, repos) = start(req, env, cancel, discovery::renders(req)).await?;
+    let (target, repos) = start(req, env, cancel, discovery::renders(req)).await?;
     let dst = env.registries.client(&target.host).await?;
-    progress.event(Event::Plan(units.clone()));
     let ctx = &Ctx {
         req,
         env,
@@ -202,6 +197,9 @@ pub async fn run(
         progress,
         cancel,
     };
+    let resolved = ctx.resolve_all().await;
+    let units = plan(req, &target, &resolved);
+    progress.event(Event::Plan(units.clone()));
 
     // Phase 1: charts and discovery, per unit, order kept.
     // Futures are collected first (not mapped lazily) so the run stays `Send` for the
@@ -248,6 +246,7 @@ pub async fn run(
     let mut report = MirrorReport {
         dry_run: req.dry_run,
         unique_images: order.len(),
+        charts: resolved.iter().map(|r| r.chart_result(req)).collect(),
         ..Default::default()
     };
     report.bytes_copied = outcomes.values().map(|r| r.bytes).sum();
@@ -261,14 +260,8 @@ pub async fn run(
             })
             .collect();
         vr.recount();
-        let u = &units[i];
-        match report.charts.last_mut() {
-            Some(c) if c.key == u.key => c.versions.push(vr.clone()),
-            _ => report.charts.push(ChartResult {
-                key: u.key.clone(),
-                chart: u.chart.clone(),
-                versions: vec![vr.clone()],
-            }),
+        if let Some(c) = report.charts.iter_mut().find(|c| c.key == units[i].key) {
+            c.versions.push(vr.clone());
         }
     }
     report.recount();

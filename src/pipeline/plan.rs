@@ -3,12 +3,33 @@
 
 use std::collections::HashMap;
 
+use super::resolve::Resolved;
 use super::{MirrorRequest, PipelineError, Unit};
 use crate::reference::ImageRef;
 use crate::spec::{Field, TargetUrl};
 
-/// Plan the units of a request (pure).
-pub fn plan(req: &MirrorRequest, target: &TargetUrl) -> Result<Vec<Unit>, PipelineError> {
+/// The units of a run: one per chart version, from each upstream's resolved versions.
+/// Pure.
+pub fn plan(req: &MirrorRequest, target: &TargetUrl, resolved: &[Resolved]) -> Vec<Unit> {
+    let prefix = req.spec.target.charts_prefix.clone().unwrap_or_default();
+    let mut units = Vec::new();
+    for r in resolved.iter().filter(|r| r.error.is_none()) {
+        let u = &req.spec.upstreams[r.upstream];
+        for v in &r.versions {
+            units.push(Unit {
+                key: u.name.clone(),
+                chart: u.chart.clone(),
+                version: v.clone(),
+                chart_base: target.join(&prefix),
+                versions_of_key: r.versions.clone(),
+                upstream: r.upstream,
+            });
+        }
+    }
+    units
+}
+
+fn check_only(req: &MirrorRequest) -> Result<(), PipelineError> {
     if let Some(name) = &req.only
         && !req.spec.upstreams.iter().any(|u| &u.name == name)
     {
@@ -24,33 +45,12 @@ pub fn plan(req: &MirrorRequest, target: &TargetUrl) -> Result<Vec<Unit>, Pipeli
             known,
         });
     }
-    let mut units = Vec::new();
-    for (i, u) in req.spec.upstreams.iter().enumerate() {
-        if req.only.as_ref().is_some_and(|n| *n != u.name) {
-            continue;
-        }
-        let versions = if req.only.is_some() && !req.versions.is_empty() {
-            req.versions.clone()
-        } else {
-            u.versions.clone()
-        };
-        let prefix = req.spec.target.charts_prefix.clone().unwrap_or_default();
-        for v in &versions {
-            units.push(Unit {
-                key: u.name.clone(),
-                chart: u.chart.clone(),
-                version: v.clone(),
-                chart_base: target.join(&prefix),
-                versions_of_key: versions.clone(),
-                upstream: i,
-            });
-        }
-    }
-    Ok(units)
+    Ok(())
 }
 
-/// Check a request before anything runs: the spec, `--chart`, `--version`.
-pub fn validate(req: &MirrorRequest) -> Result<(TargetUrl, Vec<Unit>), PipelineError> {
+/// Check a request before anything runs: the spec, `--chart`, `--version`. Gives the
+/// parsed target.
+pub fn validate(req: &MirrorRequest) -> Result<TargetUrl, PipelineError> {
     let mut problems: Vec<String> = req
         .spec
         .problems()
@@ -84,10 +84,8 @@ pub fn validate(req: &MirrorRequest) -> Result<(TargetUrl, Vec<Unit>), PipelineE
     if !problems.is_empty() {
         return Err(PipelineError::InvalidSpec(problems));
     }
-    let target =
-        TargetUrl::parse(&req.spec.target.url).map_err(|m| PipelineError::InvalidSpec(vec![m]))?;
-    let units = plan(req, &target)?;
-    Ok((target, units))
+    check_only(req)?;
+    TargetUrl::parse(&req.spec.target.url).map_err(|m| PipelineError::InvalidSpec(vec![m]))
 }
 
 /// Pairs of different sources that would land on the same target, as an error per source.
@@ -152,10 +150,11 @@ mod tests {
         let (spec, _) = crate::config::parse(text.as_bytes(), std::path::Path::new("/")).unwrap();
         let t = TargetUrl::parse("r.io").unwrap();
         let mut req = MirrorRequest::all(spec);
-        assert_eq!(plan(&req, &t).unwrap().len(), 3);
+        let exact = |req: &MirrorRequest| plan(req, &t, &super::super::resolve::plan_exact(req));
+        assert_eq!(exact(&req).len(), 3);
         req.only = Some("b".into());
         req.versions = vec!["9".into()];
-        let units = plan(&req, &t).unwrap();
+        let units = exact(&req);
         assert_eq!(
             units.iter().map(|u| u.version.as_str()).collect::<Vec<_>>(),
             vec!["9"]
@@ -163,7 +162,7 @@ mod tests {
         assert_eq!(units[0].chart_base, "r.io/charts");
         req.only = Some("zzz".into());
         assert!(matches!(
-            plan(&req, &t),
+            validate(&req),
             Err(PipelineError::UnknownChart { .. })
         ));
         assert_eq!(

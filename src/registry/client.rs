@@ -551,34 +551,94 @@ impl RegistryClient {
             .map(|_| ())
     }
 
-    /// All tags of a repository (follows `Link` pagination).
+    /// Every tag of `repo` (empty when the repository does not exist), following the
+    /// registry's `Link: <…>; rel="next"` pages (at most [`MAX_TAG_PAGES`]).
     pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
-        let url = self.url(&format!("{repo}/tags/list"));
-        let resp = self
-            .send(
-                Method::GET,
-                &url,
-                &Scope::Pull(repo.to_string()),
-                HeaderMap::new(),
-                None,
-                self.opts.request_timeout,
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
+        let mut url = self.url(&format!("{repo}/tags/list"));
+        let mut out = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let resp = self
+                .send(
+                    Method::GET,
+                    &url,
+                    &Scope::Pull(repo.to_string()),
+                    HeaderMap::new(),
+                    None,
+                    self.opts.request_timeout,
+                )
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND && out.is_empty() {
+                return Ok(Vec::new());
+            }
+            let resp = self.expect_success(Method::GET, &url, resp).await?;
+            let next = resp
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link)
+                .map(|link| self.absolute(&url, &link));
+            #[derive(serde::Deserialize)]
+            struct Tags {
+                tags: Option<Vec<String>>,
+            }
+            let body = read_limited(resp, 16 * 1024 * 1024)
+                .await
+                .map_err(|e| self.read_error("tag list", e))?;
+            let t: Tags = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                host: self.host.clone(),
+                reason: format!("unreadable tag list: {e}"),
+            })?;
+            out.extend(t.tags.unwrap_or_default());
+            match next {
+                Some(Ok(n)) if n != url => url = n,
+                Some(Err(reason)) => {
+                    return Err(RegistryError::Protocol {
+                        host: self.host.clone(),
+                        reason,
+                    });
+                }
+                _ => return Ok(out),
+            }
         }
-        let resp = self.expect_success(Method::GET, &url, resp).await?;
-        #[derive(serde::Deserialize)]
-        struct Tags {
-            tags: Option<Vec<String>>,
-        }
-        let body = read_limited(resp, 16 * 1024 * 1024)
-            .await
-            .map_err(|e| self.read_error("tag list", e))?;
-        let t: Tags = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+        Err(RegistryError::Protocol {
             host: self.host.clone(),
-            reason: format!("unreadable tag list: {e}"),
-        })?;
-        Ok(t.tags.unwrap_or_default())
+            reason: format!(
+                "the tag list of {repo} has more than {MAX_TAG_PAGES} pages; refusing to follow further"
+            ),
+        })
     }
+
+    /// `link` (absolute, or relative to the registry as registries send it) as an absolute
+    /// URL on this registry; a link to another origin is refused (credentials go with it).
+    fn absolute(&self, current: &str, link: &str) -> Result<String, String> {
+        let base = url::Url::parse(current).map_err(|e| e.to_string())?;
+        let next = base
+            .join(link)
+            .map_err(|e| format!("unreadable Link header {link:?}: {e}"))?;
+        if next.origin() != base.origin() {
+            return Err(format!(
+                "the tag list's next page {next} is on another host; refusing to send credentials there"
+            ));
+        }
+        Ok(next.to_string())
+    }
+}
+
+/// Tag list pages followed at most (a registry that pages forever is stopped).
+pub const MAX_TAG_PAGES: usize = 1000;
+
+/// The target of a `rel="next"` entry in one `Link` header value.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_string())
+    })
 }

@@ -144,7 +144,7 @@ async fn resolve(
                 .collect()
         }
     };
-    pick(&dep.version, &published).ok_or_else(|| {
+    crate::select::highest_match(&dep.version, &published).ok_or_else(|| {
         format!(
             "no published version satisfies {:?} (found: {})",
             dep.version,
@@ -155,41 +155,6 @@ async fn resolve(
             }
         )
     })
-}
-
-/// The highest version in `published` matching a Helm-style constraint (`~1.2.0`, `^1`,
-/// `1.x`, `>=1.0.0 <2.0.0`, `>=1, <2`).
-pub fn pick(constraint: &str, published: &[String]) -> Option<String> {
-    let normalised = constraint
-        .split(',')
-        .flat_map(|part| {
-            // Helm separates ANDed comparators with spaces too: ">=1.0 <2.0".
-            let mut out: Vec<String> = Vec::new();
-            for tok in part.split_whitespace() {
-                match out.last_mut() {
-                    Some(prev)
-                        if matches!(prev.as_str(), ">" | ">=" | "<" | "<=" | "=" | "~" | "^") =>
-                    {
-                        prev.push_str(tok)
-                    }
-                    _ => out.push(tok.to_string()),
-                }
-            }
-            out
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let req = semver::VersionReq::parse(&normalised).ok()?;
-    published
-        .iter()
-        .filter_map(|v| {
-            semver::Version::parse(v.trim_start_matches('v'))
-                .ok()
-                .map(|p| (p, v))
-        })
-        .filter(|(p, _)| req.matches(p))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, v)| v.clone())
 }
 
 async fn fetch(
@@ -205,26 +170,4 @@ async fn fetch(
     }
     .map_err(|e| e.to_string())?;
     Ok(fetched.archive)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pick;
-
-    #[test]
-    fn picks_the_highest_matching_version() {
-        let published: Vec<String> = ["0.3.0", "0.3.1", "0.4.0", "1.0.0-rc.1", "1.2.3"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(pick("~0.3.0", &published).as_deref(), Some("0.3.1"));
-        assert_eq!(pick("^0.3", &published).as_deref(), Some("0.3.1"));
-        assert_eq!(pick("0.x", &published).as_deref(), Some("0.4.0"));
-        assert_eq!(
-            pick(">= 0.3.0 < 1.0.0", &published).as_deref(),
-            Some("0.4.0")
-        );
-        assert_eq!(pick(">=1, <2", &published).as_deref(), Some("1.2.3"));
-        assert_eq!(pick("~5.0.0", &published), None);
-        assert_eq!(pick("not a range", &published), None);
-    }
 }

@@ -58,6 +58,9 @@ pub enum Fault {
     /// Answer with this status and these headers without forwarding (e.g. a 429 carrying
     /// rate-limit headers).
     StatusWithHeaders(u16, Vec<(String, String)>),
+    /// Answer with this status, headers and body without forwarding (e.g. one page of a
+    /// tag list with its `Link` header).
+    Serve(u16, Vec<(String, String)>, Vec<u8>),
 }
 
 /// `(name, value)` header pairs from string slices.
@@ -207,6 +210,14 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
             b.body(Body::from("injected fault"))
                 .unwrap_or_else(|_| Response::new(Body::empty()))
         }
+        (None, Some(Fault::Serve(code, extra, body))) => {
+            let mut b = Response::builder().status(code);
+            for (k, v) in extra {
+                b = b.header(k, v);
+            }
+            b.body(Body::from(body))
+                .unwrap_or_else(|_| Response::new(Body::empty()))
+        }
         (None, Some(Fault::Replace(content_type, body))) => Response::builder()
             .status(StatusCode::OK)
             .header("content-type", content_type)
@@ -263,7 +274,8 @@ async fn mangle(resp: Response, fault: Option<Fault>) -> Response {
         Fault::Status(..)
         | Fault::Replace(..)
         | Fault::AddHeaders(..)
-        | Fault::StatusWithHeaders(..) => Response::from_parts(parts, Body::from(bytes)),
+        | Fault::StatusWithHeaders(..)
+        | Fault::Serve(..) => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 

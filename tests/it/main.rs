@@ -17,5 +17,6 @@ mod overlays;
 mod progress_view;
 mod ratelimit;
 mod runtime_config;
+mod selectors;
 mod sources;
 mod transport;
