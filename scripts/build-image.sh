@@ -47,7 +47,12 @@ done
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [ -z "$binary" ]; then
   echo "building the release binary (cargo build --release --locked)" >&2
-  cargo build --release --locked --bin lazyoci >&2
+  # Paths of the checkout and of cargo's registry end up in the binary (panic locations,
+  # debug info of dependencies): remap them so the digest does not depend on where the
+  # clone or CARGO_HOME lives.
+  cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$PWD=/lazyoci --remap-path-prefix=$cargo_home=/cargo" \
+    cargo build --release --locked --bin lazyoci >&2
   binary="$target_dir/release/lazyoci"
 fi
 if [ -z "$helm" ]; then
