@@ -250,8 +250,7 @@ fn walk(archive: &[u8], limit: u64, visit: &mut Visit<'_>) -> Result<(String, u6
 pub fn parse_chart_yaml(yaml: &[u8]) -> Result<ChartMeta, ArchiveError> {
     let text =
         std::str::from_utf8(yaml).map_err(|_| ArchiveError::ChartYaml("not UTF-8".into()))?;
-    let json: serde_json::Value = serde_saphyr::from_str(text)
-        .map_err(|e| ArchiveError::ChartYaml(first_line(&e.to_string())))?;
+    let json: serde_json::Value = super::yaml::parse(text).map_err(ArchiveError::ChartYaml)?;
     let field = |k: &str| match json.get(k) {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
@@ -279,10 +278,6 @@ pub fn parse_chart_yaml(yaml: &[u8]) -> Result<ChartMeta, ArchiveError> {
         annotations,
         json,
     })
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_string()
 }
 
 /// Check that an archive holds `chart` at `version`.

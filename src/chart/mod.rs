@@ -2,5 +2,6 @@
 
 pub mod archive;
 pub mod push;
+pub mod yaml;
 
 pub use archive::{ArchiveError, ChartMeta};

@@ -20,7 +20,7 @@ pub fn annotated(root: &ChartNode) -> (Vec<Found>, Vec<String>) {
             let Some(text) = annotations.get(key) else {
                 continue;
             };
-            match serde_saphyr::from_str::<Value>(text) {
+            match crate::chart::yaml::parse(text) {
                 Ok(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         if let Some(image) = entry_image(item) {

@@ -33,21 +33,8 @@ pub fn located_images(rendered: &str) -> Result<Vec<Found>, String> {
             .find_map(|l| l.strip_prefix("# Source: "))
             .map(str::trim)
             .unwrap_or("rendered output");
-        let options = serde_saphyr::options! {
-            budget: serde_saphyr::budget! {
-                max_events: 50_000_000,
-                max_nodes: 20_000_000,
-                max_documents: 100_000,
-                max_total_scalar_bytes: MAX_RENDERED_BYTES,
-            },
-        };
-        let docs: Vec<Value> =
-            serde_saphyr::from_multiple_with_options(chunk, options).map_err(|e| {
-                format!(
-                    "cannot parse helm's output ({source}) as YAML: {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                )
-            })?;
+        let docs: Vec<Value> = crate::chart::yaml::parse_all(chunk)
+            .map_err(|e| format!("cannot parse helm's output ({source}) as YAML: {e}"))?;
         for doc in &docs {
             let object = match (
                 doc.get("kind").and_then(Value::as_str),

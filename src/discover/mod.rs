@@ -225,7 +225,7 @@ pub fn assemble(findings: Findings, selection: &Selection, mut warnings: Vec<Str
 }
 
 /// Whether a reference starts with a registry host (`quay.io/x`, `localhost:5000/x`).
-fn names_registry(raw: &str) -> bool {
+pub(crate) fn names_registry(raw: &str) -> bool {
     match raw.split_once('/') {
         Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
         None => false,
@@ -294,8 +294,12 @@ fn drop_guessed_tags(all: Vec<DiscoveredImage>) -> Vec<DiscoveredImage> {
 }
 
 /// Images the chart declares (annotations, Images.lock) that neither the render nor the
-/// values produce: kept with a warning, or, when the chart uses another tag of the same
-/// repository, dropped with a warning (a stale declaration; the render is what installs).
+/// values produce are kept, with a warning: the chart's authors list them because the
+/// chart needs them (operands started at runtime, the other editions of the image it
+/// renders: `2026.4.0-developer` beside the rendered `2026.4.0-community`). Only a
+/// declaration of another *version* of a repository the chart renders is dropped, with a
+/// warning: that is a stale annotation (`vault:1.15.5` declared, `1.15.6` installed). A
+/// declared image the source does not have is dropped with a warning by the mirror run.
 fn disagreements(all: Vec<DiscoveredImage>) -> (Vec<DiscoveredImage>, Vec<String>) {
     let produced = |d: &DiscoveredImage| {
         d.found_by(DiscoverySource::Rendered) || d.found_by(DiscoverySource::Values)
@@ -321,36 +325,63 @@ fn disagreements(all: Vec<DiscoveredImage>) -> (Vec<DiscoveredImage>, Vec<String
                     && o.image.repository == d.image.repository
             })
             .collect();
-        if let Some(o) = same_repo.first() {
-            let used = o
-                .provenance
-                .iter()
-                .find(|p| matches!(p.from, DiscoverySource::Rendered | DiscoverySource::Values))
-                .map(|p| p.at.as_str())
-                .unwrap_or_default();
-            out.push(format!(
-                "sources disagree on {}/{}: {} declares {}, but {} uses {}; mirroring {} (add the other to images.extra if it is needed)",
-                d.image.registry,
-                d.image.repository,
-                declared.at,
-                d.image.reference(),
-                used,
-                o.image.reference(),
-                o.image.reference()
-            ));
-            stale.insert(d.image.to_string());
-        } else {
+        let Some(o) = same_repo.first() else {
             out.push(format!(
                 "{} is declared in {} but neither the rendered manifests nor the values use it; it is mirrored anyway (images.exclude drops it if it is stale)",
                 d.image, declared.at
             ));
-        }
+            continue;
+        };
+        let used = o
+            .provenance
+            .iter()
+            .find(|p| matches!(p.from, DiscoverySource::Rendered | DiscoverySource::Values))
+            .map(|p| p.at.as_str())
+            .unwrap_or_default();
+        let edition = same_repo
+            .iter()
+            .any(|o| same_version(d.image.tag.as_deref(), o.image.tag.as_deref()));
+        let (what, mirroring) = if edition {
+            ("another edition of", "both".to_string())
+        } else {
+            stale.insert(d.image.to_string());
+            ("a stale entry for", o.image.reference().to_string())
+        };
+        out.push(format!(
+            "sources disagree on {}/{}: {} declares {}, {what} the {} that {} uses; mirroring {mirroring} (images.extra or images.exclude changes that)",
+            d.image.registry,
+            d.image.repository,
+            declared.at,
+            d.image.reference(),
+            o.image.reference(),
+            used,
+        ));
     }
     let kept = all
         .into_iter()
         .filter(|d| !stale.contains(&d.image.to_string()))
         .collect();
     (kept, out)
+}
+
+/// Whether two tags name the same version in different editions or variants: the same
+/// text up to the first `-` (`2026.4.0-developer`, `2026.4.0-community`; `1.0`, `1.0-fips`).
+fn same_version(a: Option<&str>, b: Option<&str>) -> bool {
+    let core = |t: &str| t.split('-').next().unwrap_or_default().to_string();
+    match (a, b) {
+        (Some(a), Some(b)) => a != b && !core(a).is_empty() && core(a) == core(b),
+        _ => false,
+    }
+}
+
+/// Whether only the chart's declarations (annotations, Images.lock) name this image.
+pub fn declared_only(d: &DiscoveredImage) -> bool {
+    d.provenance.iter().all(|p| {
+        matches!(
+            p.from,
+            DiscoverySource::Annotations | DiscoverySource::Lockfile
+        )
+    })
 }
 
 #[cfg(test)]
@@ -427,7 +458,7 @@ mod tests {
                 .iter()
                 .any(|w| w.starts_with("sources disagree on quay.io/x/exporter")
                     && w.contains("declares 1.0")
-                    && w.contains("uses 1.1")
+                    && w.contains("a stale entry for the 1.1 that")
                     && w.contains("mirroring 1.1"))
         );
         assert!(
@@ -436,6 +467,55 @@ mod tests {
                 .any(|w| w.starts_with("ghcr.io/o/op:2.0 is declared"))
         );
         assert!(d.warnings.iter().any(|w| w.contains("{{ bad }}")));
+    }
+
+    #[test]
+    fn declared_editions_of_the_rendered_version_are_kept() {
+        let found = Findings {
+            rendered: Some(vec![f(
+                "sonarqube:2026.4.0-community",
+                "t/s.yaml: StatefulSet/s image",
+            )]),
+            annotations: Some(vec![
+                f(
+                    "sonarqube:2026.4.0-developer",
+                    "Chart.yaml of s: annotation images[0]",
+                ),
+                f(
+                    "sonarqube:2026.4.0-enterprise",
+                    "Chart.yaml of s: annotation images[1]",
+                ),
+                f(
+                    "sonarqube:2025.1.0-community",
+                    "Chart.yaml of s: annotation images[2]",
+                ),
+            ]),
+            ..Default::default()
+        };
+        let d = assemble(found, &Selection::default(), Vec::new());
+        let tags: Vec<&str> = d
+            .images
+            .iter()
+            .filter_map(|i| i.image.tag.as_deref())
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "2026.4.0-community",
+                "2026.4.0-developer",
+                "2026.4.0-enterprise"
+            ],
+            "the other version is stale: {:#?}",
+            d.warnings
+        );
+        assert_eq!(d.warnings.len(), 3, "{:#?}", d.warnings);
+        assert!(
+            d.warnings
+                .iter()
+                .filter(|w| w.contains("another edition of"))
+                .count()
+                == 2
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct ChartNode {
     pub images_lock: Option<Value>,
     /// Chart.lock, parsed, if present.
     pub chart_lock: Option<Value>,
+    /// Files of this chart that are there but could not be read (`values.yaml`,
+    /// `Images.lock`, `Chart.lock`), with why; what they would have told is missing.
+    pub unreadable: Vec<(String, String)>,
     /// Subcharts.
     pub subcharts: Vec<ChartNode>,
 }
@@ -185,31 +188,32 @@ fn build(
             .find(|(p, _)| p.strip_prefix(prefix) == Some(name))
             .map(|(_, d)| d.as_slice())
     };
-    let parse = |what: &str, bytes: &[u8]| -> Result<Value, ArchiveError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| ArchiveError::ChartYaml(format!("{path}/{what} is not UTF-8")))?;
-        if text.trim().is_empty() {
-            return Ok(Value::Object(Default::default()));
+    let mut unreadable = Vec::new();
+    let mut parse = |what: &str| -> Option<Value> {
+        let bytes = get(what)?;
+        let parsed = std::str::from_utf8(bytes)
+            .map_err(|_| "not UTF-8".to_string())
+            .and_then(crate::chart::yaml::parse);
+        match parsed {
+            Ok(v) => Some(v),
+            Err(e) => {
+                unreadable.push((format!("{path}/{what}"), e));
+                None
+            }
         }
-        serde_saphyr::from_str::<Value>(text).map_err(|e| {
-            ArchiveError::ChartYaml(format!(
-                "{path}/{what}: {}",
-                e.to_string().lines().next().unwrap_or_default()
-            ))
-        })
     };
     let chart_yaml = get("Chart.yaml")
         .ok_or_else(|| ArchiveError::ChartYaml(format!("no Chart.yaml in {path}")))?;
-    let meta = archive::parse_chart_yaml(chart_yaml)?;
-    let values = match get("values.yaml") {
-        Some(b) => match parse("values.yaml", b)? {
-            Value::Null => Value::Object(Default::default()),
-            v => v,
-        },
-        None => Value::Object(Default::default()),
+    let meta = archive::parse_chart_yaml(chart_yaml).map_err(|e| match e {
+        ArchiveError::ChartYaml(m) => ArchiveError::ChartYaml(format!("{path}/Chart.yaml: {m}")),
+        e => e,
+    })?;
+    let values = match parse("values.yaml") {
+        Some(v @ Value::Object(_)) => v,
+        _ => Value::Object(Default::default()),
     };
-    let images_lock = get("Images.lock").and_then(|b| parse("Images.lock", b).ok());
-    let chart_lock = get("Chart.lock").and_then(|b| parse("Chart.lock", b).ok());
+    let images_lock = parse("Images.lock");
+    let chart_lock = parse("Chart.lock");
     let mut node = ChartNode {
         name: meta.name,
         version: meta.version,
@@ -218,6 +222,7 @@ fn build(
         values,
         images_lock,
         chart_lock,
+        unreadable,
         subcharts: Vec::new(),
     };
     // Direct children: `charts/<dir>/Chart.yaml` and `charts/<file>.tgz`.

@@ -198,6 +198,7 @@ pub fn sites(root: &ChartNode, overrides: &Value) -> Vec<Site> {
         let ctx = Ctx {
             app_version: chart.node.app_version(),
             global_registry: global_registry(&chart.values),
+            enclosing_registry: None,
             label: &chart.label,
             prefix: &chart.prefix,
         };
@@ -216,9 +217,13 @@ pub fn global_registry(values: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+#[derive(Clone)]
 struct Ctx<'a> {
     app_version: Option<String>,
     global_registry: Option<String>,
+    /// The nearest `registry: <host>` of an enclosing mapping (`registry` at the top of
+    /// the values, which templates join as `{{ .Values.registry }}/{{ .Values.image.repository }}`).
+    enclosing_registry: Option<String>,
     label: &'a str,
     prefix: &'a [String],
 }
@@ -254,6 +259,17 @@ fn walk(
                 out.push(ctx.site(path, image, guessed, form));
                 return;
             }
+            let inner;
+            let ctx = match map.get("registry").and_then(Value::as_str).map(str::trim) {
+                Some(host) if is_host(host) => {
+                    inner = Ctx {
+                        enclosing_registry: Some(host.to_string()),
+                        ..ctx.clone()
+                    };
+                    &inner
+                }
+                _ => ctx,
+            };
             for (k, child) in map {
                 path.push(Step::Key(k.clone()));
                 walk(child, path, k, key, ctx, out, depth + 1);
@@ -308,6 +324,12 @@ fn string_is_image(key: &str, parent: &str, s: &str) -> bool {
     let direct = lower == "image" || lower.ends_with("image") || lower.ends_with("images");
     let near = (image_like(key) || image_like(parent)) && s.contains(['/', ':', '@']);
     (direct || near) && !not_a_reference_key(key) && crate::reference::ImageRef::parse(s).is_ok()
+}
+
+/// Whether `s` reads as a registry host (`quay.io`, `127.0.0.1:5000`, `localhost`), not a
+/// setting that happens to be called `registry`.
+fn is_host(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['/', '{', ' ']) && (s.contains(['.', ':']) || s == "localhost")
 }
 
 /// The text of a scalar value; `None` when empty or absent.
@@ -381,6 +403,10 @@ fn from_map(map: &Map<String, Value>, key: &str, ctx: &Ctx) -> Option<(String, b
     let registry = own_registry.or_else(|| ctx.global_registry.clone());
     let mut r = match registry {
         Some(reg) if !repository.starts_with(&format!("{reg}/")) => format!("{reg}/{repository}"),
+        None => match &ctx.enclosing_registry {
+            Some(reg) if !super::names_registry(&repository) => format!("{reg}/{repository}"),
+            _ => repository,
+        },
         _ => repository,
     };
     let digest = field("digest").ok()?;
@@ -490,6 +516,35 @@ mod tests {
         assert_eq!(raws(&got), ["mirror.example.com/library/redis:7.4"]);
         assert_eq!(got[0].at, "values of app/charts/redis (as cache): image");
         let _ = tree::read; // the tree module builds these nodes from archives
+    }
+
+    #[test]
+    fn an_enclosing_registry_key_names_the_registry() {
+        let root = node(
+            "app",
+            None,
+            json!({
+                "registry": "127.0.0.1:5000",
+                "image": {"repository": "team/api", "tag": "1.0"},
+                "other": {"image": {"repository": "quay.io/x/y", "tag": "1"}},
+                "cache": {"registry": "mirror.example.com", "image": {"repository": "library/redis", "tag": "7"}},
+                "settings": {"registry": "enabled", "image": {"repository": "team/s", "tag": "2"}}
+            }),
+        );
+        let mut found: Vec<String> = raws(&scan(&root, &json!({})))
+            .into_iter()
+            .map(String::from)
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "127.0.0.1:5000/team/api:1.0",
+                "127.0.0.1:5000/team/s:2",
+                "mirror.example.com/library/redis:7",
+                "quay.io/x/y:1",
+            ]
+        );
     }
 
     #[test]

@@ -199,6 +199,20 @@ impl Ctx<'_> {
         if selection.counts(DiscoverySource::Values) {
             findings.values = Some(values::scan(&root, &overrides));
         }
+        // A file that could not be read costs what it would have told, nothing more.
+        for node in root.walk() {
+            for (file, e) in &node.unreadable {
+                if file.ends_with("/values.yaml") {
+                    let e = format!("cannot read {file}: {e} (its values are not scanned)");
+                    error = Some(match error.take() {
+                        Some(prev) => format!("{prev}; {e}"),
+                        None => e,
+                    });
+                } else {
+                    warnings.push(format!("cannot read {file}: {e}; ignored"));
+                }
+            }
+        }
         let rendered = findings.rendered.is_some();
         Discovered {
             discovery: crate::discover::assemble(findings, &selection, warnings),
@@ -213,20 +227,26 @@ impl Ctx<'_> {
         }
     }
 
-    /// Images only the values scan found, with a tag assumed from the appVersion, are
-    /// guesses: one the source does not have is dropped with a warning instead of failing
-    /// the run. Lookup errors keep the image (the copy reports them). Mirror runs only:
-    /// `lazyoci images` lists guesses as such and contacts no image registry.
-    pub(super) async fn drop_missing_guesses(&self, discovery: &mut Discovery) {
-        let guesses: Vec<usize> = (0..discovery.images.len())
+    /// Images that may not exist, dropped with a warning when the source does not have
+    /// them instead of failing the run: those only the values scan found, with a tag
+    /// assumed from the appVersion (guesses), and those only the chart declares
+    /// (annotations, Images.lock; an edition or operand the chart lists but not every
+    /// release publishes). Lookup errors keep the image (the copy reports them). Mirror
+    /// runs only: `lazyoci images` lists them as found and contacts no image registry.
+    pub(super) async fn drop_missing_optional(&self, discovery: &mut Discovery) {
+        let guessed = |d: &crate::discover::DiscoveredImage| {
+            d.provenance.iter().all(|p| {
+                p.from == DiscoverySource::Values && p.at.ends_with(values::APP_VERSION_TAG)
+            })
+        };
+        let optional: Vec<usize> = (0..discovery.images.len())
             .filter(|&i| {
-                discovery.images[i].provenance.iter().all(|p| {
-                    p.from == DiscoverySource::Values && p.at.ends_with(values::APP_VERSION_TAG)
-                })
+                let d = &discovery.images[i];
+                guessed(d) || crate::discover::declared_only(d)
             })
             .collect();
         let mut missing = Vec::new();
-        for i in guesses {
+        for i in optional {
             let image = &discovery.images[i].image;
             let Ok(client) = self.env.registries.client(&image.registry).await else {
                 continue;
@@ -246,10 +266,17 @@ impl Ctx<'_> {
                 .first()
                 .map(|p| p.at.as_str())
                 .unwrap_or_default();
-            discovery.warnings.push(format!(
-                "{} ({at}) is not at the source: its tag was assumed from the appVersion; not mirrored (name it in images.extra if another tag is meant)",
-                d.image
-            ));
+            discovery.warnings.push(if guessed(&d) {
+                format!(
+                    "{} ({at}) is not at the source: its tag was assumed from the appVersion; not mirrored (name it in images.extra if another tag is meant)",
+                    d.image
+                )
+            } else {
+                format!(
+                    "{} (declared in {at}) is not at the source; not mirrored (the chart lists it, but it was not published)",
+                    d.image
+                )
+            });
         }
     }
 }
@@ -312,16 +339,8 @@ async fn render_inputs(
         };
         let text = std::str::from_utf8(&content)
             .map_err(|_| format!("valuesFiles {name:?} is not UTF-8"))?;
-        let parsed: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| {
-                format!(
-                    "valuesFiles {name:?} is not YAML: {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                )
-            })?
-        };
+        let parsed = crate::chart::yaml::parse(text)
+            .map_err(|e| format!("valuesFiles {name:?} is not YAML: {e}"))?;
         match parsed {
             Value::Object(_) => values::merge(&mut merged, &parsed),
             Value::Null => {}

@@ -32,19 +32,8 @@ pub(super) async fn check(
     src: &ImageRef,
     dst: &ImageRef,
 ) -> Result<Check, RegistryError> {
-    let s = env.registries.client(&src.registry).await?;
     let d = env.registries.client(&dst.registry).await?;
-    let digest = match &src.digest {
-        Some(dg) => dg.clone(),
-        None => s
-            .head_manifest(
-                &src.repository,
-                src.reference(),
-                &Scope::Pull(src.repository.clone()),
-            )
-            .await?
-            .ok_or_else(|| not_at_source(src))?,
-    };
+    let digest = source_digest(env, src).await?;
     let present = d
         .head_manifest(
             &dst.repository,
@@ -57,6 +46,21 @@ pub(super) async fn check(
         Some(previous) => Check::Moved { digest, previous },
         None => Check::Missing(digest),
     })
+}
+
+/// The digest a source reference names (HEAD for a tag).
+async fn source_digest(env: &Env, src: &ImageRef) -> Result<String, RegistryError> {
+    if let Some(dg) = &src.digest {
+        return Ok(dg.clone());
+    }
+    let s = env.registries.client(&src.registry).await?;
+    s.head_manifest(
+        &src.repository,
+        src.reference(),
+        &Scope::Pull(src.repository.clone()),
+    )
+    .await?
+    .ok_or_else(|| not_at_source(src))
 }
 
 fn not_at_source(src: &ImageRef) -> RegistryError {
@@ -147,7 +151,59 @@ enum Planned {
     Copy(Box<Pending>),
 }
 
+/// How the sources that share a target are handled: those that cannot be copied (an
+/// error each), and those with the same content as another (alias → the one copied).
+#[derive(Default)]
+pub(super) struct Shared {
+    pub refused: HashMap<String, String>,
+    pub aliases: HashMap<String, String>,
+}
+
 impl Ctx<'_> {
+    /// Sources that would land on one target: when they hold the same digest, the first
+    /// is copied and the others are satisfied by it; when they differ, all are refused
+    /// (neither may silently replace the other). A source whose digest cannot be read
+    /// fails on its own and leaves the others to share the target.
+    pub(super) async fn share_targets(
+        &self,
+        groups: Vec<(String, Vec<String>)>,
+        jobs: &Jobs,
+    ) -> Shared {
+        let mut shared = Shared::default();
+        for (dst, keys) in groups {
+            let mut digests: Vec<(String, String)> = Vec::new();
+            for key in keys {
+                let src = &jobs[&key].0;
+                match source_digest(self.env, src).await {
+                    Ok(d) => digests.push((key, d)),
+                    Err(e) => {
+                        shared.refused.insert(key, e.to_string());
+                    }
+                }
+            }
+            let Some((first, digest)) = digests.first().cloned() else {
+                continue;
+            };
+            if digests.iter().all(|(_, d)| *d == digest) {
+                for (k, _) in digests.into_iter().skip(1) {
+                    shared.aliases.insert(k, first.clone());
+                }
+                continue;
+            }
+            let listed: Vec<String> = digests.iter().map(|(k, d)| format!("{k} ({d})")).collect();
+            for (k, _) in &digests {
+                shared.refused.insert(
+                    k.clone(),
+                    format!(
+                        "refused: {} would all be copied to {dst} but hold different content; exclude all but one of them (images.exclude) or mirror them in separate runs",
+                        listed.join(", ")
+                    ),
+                );
+            }
+        }
+        shared
+    }
+
     /// Check every image, then copy the missing ones, largest first: the run ends when its
     /// longest copy does, so that one starts at once. Every result is reported to each
     /// unit that uses the image as soon as it is known.
@@ -155,7 +211,7 @@ impl Ctx<'_> {
         &self,
         order: &[String],
         jobs: &Jobs,
-        collisions: &HashMap<String, String>,
+        shared: &Shared,
         remaining: &[AtomicUsize],
     ) -> HashMap<String, ImageResult> {
         let concurrency = self.req.concurrency.max(1);
@@ -173,9 +229,10 @@ impl Ctx<'_> {
         };
         let plans: Vec<_> = order
             .iter()
+            .filter(|key| !shared.aliases.contains_key(*key))
             .map(|key| {
                 let (src, dst, _) = &jobs[key];
-                let collision = collisions.get(key).cloned();
+                let collision = shared.refused.get(key).cloned();
                 async move {
                     let planned = match collision {
                         Some(error) => Planned::Done(failed(src, dst, error)),
@@ -214,6 +271,30 @@ impl Ctx<'_> {
             .collect()
             .await;
         outcomes.extend(copied);
+        for key in order {
+            let Some(primary) = shared.aliases.get(key) else {
+                continue;
+            };
+            let Some(done) = outcomes.get(primary) else {
+                continue;
+            };
+            let status = match done.status {
+                ImageStatus::Copied => ImageStatus::Skipped,
+                s => s,
+            };
+            let r = ImageResult {
+                source: key.clone(),
+                status,
+                bytes: 0,
+                note: Some(format!(
+                    "the same content as {primary} ({}), which was mirrored to this target once",
+                    done.digest.as_deref().unwrap_or("same digest")
+                )),
+                ..done.clone()
+            };
+            let (k, r) = finish(key, r);
+            outcomes.insert(k, r);
+        }
         outcomes
     }
 

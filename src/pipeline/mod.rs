@@ -231,7 +231,12 @@ pub async fn run(
                 .push(unit);
         }
     }
-    let collisions = collisions(order.iter().map(|k| (&jobs[k].0, &jobs[k].1)));
+    let shared = ctx
+        .share_targets(
+            collisions(order.iter().map(|k| (&jobs[k].0, &jobs[k].1))),
+            &jobs,
+        )
+        .await;
     let remaining: Vec<std::sync::atomic::AtomicUsize> = images
         .iter()
         .map(|i| std::sync::atomic::AtomicUsize::new(i.len()))
@@ -241,7 +246,7 @@ pub async fn run(
             progress.event(Event::UnitDone(i));
         }
     }
-    let outcomes = ctx.copy_all(&order, &jobs, &collisions, &remaining).await;
+    let outcomes = ctx.copy_all(&order, &jobs, &shared, &remaining).await;
 
     let mut report = MirrorReport {
         dry_run: req.dry_run,
@@ -431,7 +436,7 @@ impl Ctx<'_> {
             return (vr, Vec::new());
         }
         let mut found = self.discover(u, &fetched).await;
-        self.drop_missing_guesses(&mut found.discovery).await;
+        self.drop_missing_optional(&mut found.discovery).await;
         if self.req.overlays {
             // Next to the chart only when the chart is there (not in a dry run).
             let repo = chart_repo(

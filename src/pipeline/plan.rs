@@ -88,32 +88,23 @@ pub fn validate(req: &MirrorRequest) -> Result<TargetUrl, PipelineError> {
     TargetUrl::parse(&req.spec.target.url).map_err(|m| PipelineError::InvalidSpec(vec![m]))
 }
 
-/// Pairs of different sources that would land on the same target, as an error per source.
+/// Groups of different sources that would land on the same target: (target, sources),
+/// sources in the order given. Whether they may share it depends on their digests.
 pub(super) fn collisions<'a>(
     pairs: impl Iterator<Item = (&'a ImageRef, &'a ImageRef)>,
-) -> HashMap<String, String> {
-    let mut by_target: HashMap<String, Vec<String>> = HashMap::new();
+) -> Vec<(String, Vec<String>)> {
+    let mut by_target: Vec<(String, Vec<String>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for (src, dst) in pairs {
-        by_target
-            .entry(dst.to_string())
-            .or_default()
-            .push(src.to_string());
+        let dst = dst.to_string();
+        let i = *index.entry(dst.clone()).or_insert_with(|| {
+            by_target.push((dst, Vec::new()));
+            by_target.len() - 1
+        });
+        by_target[i].1.push(src.to_string());
     }
-    let mut out = HashMap::new();
-    for (dst, srcs) in by_target.into_iter().filter(|(_, s)| s.len() > 1) {
-        for s in &srcs {
-            let others: Vec<&str> = srcs
-                .iter()
-                .filter(|o| *o != s)
-                .map(String::as_str)
-                .collect();
-            out.insert(
-                s.clone(),
-                format!("refused: {s} and {} would both be copied to {dst}; exclude one of them or mirror them in separate runs", others.join(", ")),
-            );
-        }
-    }
-    out
+    by_target.retain(|(_, s)| s.len() > 1);
+    by_target
 }
 
 /// `host/path[/prefix]/chart` without the host.
@@ -139,9 +130,13 @@ mod tests {
         let c = ImageRef::parse("quay.io/x/z:1").unwrap();
         let (ra, rb, rc) = (a.remap(&t), b.remap(&t), c.remap(&t));
         let got = collisions([(&a, &ra), (&b, &rb), (&c, &rc)].into_iter());
-        assert_eq!(got.len(), 2);
-        assert!(got["docker.io/x/y:1"].contains("quay.io/x/y:1"));
-        assert!(got["quay.io/x/y:1"].contains("docker.io/x/y:1"));
+        assert_eq!(
+            got,
+            [(
+                "reg.example.com/x/y:1".to_string(),
+                vec!["docker.io/x/y:1".to_string(), "quay.io/x/y:1".to_string()]
+            )]
+        );
     }
 
     #[test]

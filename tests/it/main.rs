@@ -16,6 +16,7 @@ mod operator_image;
 mod overlays;
 mod progress_view;
 mod ratelimit;
+mod real_charts;
 mod runtime_config;
 mod selectors;
 mod sources;
