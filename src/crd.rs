@@ -49,6 +49,10 @@ pub mod reasons {
     pub const PUSH_FAILED: &str = "PushFailed";
     /// Runs are suspended.
     pub const SUSPENDED: &str = "Suspended";
+    /// A version appeared upstream (one event per version).
+    pub const NEW_VERSION: &str = "NewVersion";
+    /// An upstream's versions could not be resolved (e.g. its selector matches nothing).
+    pub const RESOLVE_FAILED: &str = "ResolveFailed";
 }
 
 /// At most this many failed images are listed per chart version.
@@ -77,6 +81,9 @@ pub struct ChartMirrorStatus {
     /// One entry per chart version.
     #[serde(default)]
     pub charts: Vec<ChartVersionStatus>,
+    /// Per upstream: the versions its last resolution gave, and when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<UpstreamStatus>,
     /// The last `reconcile.fluxcd.io/requestedAt` value handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
@@ -153,6 +160,105 @@ pub struct ChartVersionStatus {
     /// Some image-discovery warnings (at most three, truncated), e.g. sources that disagree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// Versions kept in `noLongerSelected` at most (the oldest are forgotten first).
+pub const MAX_NO_LONGER_SELECTED: usize = 100;
+
+/// What one upstream resolved to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamStatus {
+    /// Upstream name.
+    pub name: String,
+    /// The `semver` selector, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    /// The versions mirrored for it: its exact versions and what the selector picked.
+    #[serde(default)]
+    pub resolved_versions: Vec<String>,
+    /// When those versions were resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+    /// Versions selected before that the selector no longer picks. They stay in the target
+    /// registry: nothing is pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_longer_selected: Vec<String>,
+    /// Why the last resolution failed (the versions above are from the one before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A version that an upstream's selector picked for the first time in this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewVersion {
+    /// Upstream name.
+    pub upstream: String,
+    /// Chart name.
+    pub chart: String,
+    /// The version.
+    pub version: String,
+    /// Whether it mirrored without failure.
+    pub mirrored: bool,
+}
+
+/// The upstream entries after a run, and the versions that appeared since the last one
+/// (none on an upstream's first run: nothing "appeared" then).
+pub fn fold_upstreams(
+    old: &[UpstreamStatus],
+    report: &MirrorReport,
+    now: &Time,
+) -> (Vec<UpstreamStatus>, Vec<NewVersion>) {
+    let mut out = Vec::new();
+    let mut appeared = Vec::new();
+    for c in &report.charts {
+        let before = old.iter().find(|u| u.name == c.key);
+        let semver = c.selector.as_ref().map(|s| s.semver.clone());
+        if let Some(e) = &c.error {
+            let mut kept = before.cloned().unwrap_or_else(|| UpstreamStatus {
+                name: c.key.clone(),
+                ..Default::default()
+            });
+            kept.semver = semver;
+            kept.last_error = Some(truncate(e, MAX_ERROR_BYTES));
+            out.push(kept);
+            continue;
+        }
+        let mut gone: Vec<String> = Vec::new();
+        if let Some(b) = before {
+            for v in b.no_longer_selected.iter().chain(&b.resolved_versions) {
+                if !c.resolved_versions.contains(v) && !gone.contains(v) {
+                    gone.push(v.clone());
+                }
+            }
+            if semver.is_some() {
+                for v in c
+                    .resolved_versions
+                    .iter()
+                    .filter(|v| !b.resolved_versions.contains(v))
+                {
+                    appeared.push(NewVersion {
+                        upstream: c.key.clone(),
+                        chart: c.chart.clone(),
+                        version: v.clone(),
+                        mirrored: c.versions.iter().any(|r| &r.version == v && !r.failed()),
+                    });
+                }
+            }
+        }
+        if gone.len() > MAX_NO_LONGER_SELECTED {
+            gone.drain(..gone.len() - MAX_NO_LONGER_SELECTED);
+        }
+        out.push(UpstreamStatus {
+            name: c.key.clone(),
+            semver,
+            resolved_versions: c.resolved_versions.clone(),
+            resolved_at: Some(now.clone()),
+            no_longer_selected: gone,
+            last_error: None,
+        });
+    }
+    (out, appeared)
 }
 
 /// The CRD as YAML, as `lazyoci crd` prints it and `crds/chartmirror.yaml` holds it.

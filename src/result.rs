@@ -180,6 +180,9 @@ pub struct VersionResult {
     /// Images discovered but dropped by `images.exclude`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded_images: Vec<String>,
+    /// Whether discovery came from the cache (the chart version was not rendered again).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub discovery_cached: bool,
     /// Images, sorted by source.
     pub images: Vec<ImageResult>,
     /// Images copied (in a dry run: that would be copied).
@@ -321,6 +324,9 @@ pub struct MirrorReport {
     /// Chart versions whose images could not be discovered.
     #[serde(default)]
     pub discovery_failed: usize,
+    /// Chart versions whose discovery came from the cache (not rendered again).
+    #[serde(default)]
+    pub discovery_cached: usize,
     /// Distinct images across the run.
     #[serde(default)]
     pub unique_images: usize,
@@ -347,6 +353,7 @@ impl MirrorReport {
         self.images_skipped = versions.iter().map(|v| v.images_skipped).sum();
         self.images_failed = versions.iter().map(|v| v.images_failed).sum();
         self.discovery_failed = versions.iter().filter(|v| v.images_error.is_some()).count();
+        self.discovery_cached = versions.iter().filter(|v| v.discovery_cached).count();
     }
 
     /// Whether any chart, discovery or image failed (exit code 1).
@@ -362,6 +369,10 @@ impl MirrorReport {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What `lazyoci images` reports: the images of each chart version, with provenance.

@@ -238,6 +238,10 @@ pub struct SharedArgs {
     /// Plain-HTTP source registries.
     #[command(flatten)]
     pub insecure: InsecureRegistries,
+    /// Render every chart version and download every index.yaml whole, ignoring (and not
+    /// writing) the discovery cache and the kept indexes under the artifact directory.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 impl SharedArgs {
@@ -259,7 +263,12 @@ impl SharedArgs {
             .artifact_dir
             .clone()
             .unwrap_or_else(default_artifact_dir);
-        cli_env(opts, self.ca_file.as_ref(), artifact_dir)
+        let env = cli_env(opts, self.ca_file.as_ref(), artifact_dir)?;
+        Ok(if self.no_cache {
+            env.without_caches()
+        } else {
+            env
+        })
     }
 }
 

@@ -83,6 +83,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Settings,
+    /// Discovery results, shared by every run for the operator's life (and kept under the
+    /// artifact directory, which survives restarts when it is a mounted volume).
+    pub discovery_cache: Arc<crate::pipeline::DiscoveryCache>,
 }
 
 fn requested_at(cm: &ChartMirror) -> Option<String> {
@@ -136,13 +139,15 @@ impl Context {
             opts.request_timeout = t;
         }
         opts.extra_ca_pem = material.ca_pem;
-        Env::new(
+        let mut env = Env::new(
             opts,
             Arc::new(material.credentials),
             self.settings.helm.clone(),
             self.settings.artifact_dir.clone(),
         )
-        .map_err(|e| format!("certSecretRef: {e}"))
+        .map_err(|e| format!("certSecretRef: {e}"))?;
+        env.discovery_cache = Some(self.discovery_cache.clone());
+        Ok(env)
     }
 
     async fn publish(&self, cm: &ChartMirror, type_: EventType, reason: &str, note: String) {
@@ -178,7 +183,7 @@ async fn reconcile_inner(cm: &ChartMirror, ctx: &Context) -> Result<Action, Erro
     };
     let api: Api<ChartMirror> = Api::namespaced(ctx.client.clone(), &ns);
     let generation = cm.metadata.generation.unwrap_or(0);
-    let old = cm.status.clone().unwrap_or_default();
+    let mut old = cm.status.clone().unwrap_or_default();
 
     if cm.spec.suspend {
         if ctx.executor.cancel(&uid) {
@@ -241,7 +246,9 @@ async fn reconcile_inner(cm: &ChartMirror, ctx: &Context) -> Result<Action, Erro
             {
                 let new = status::finished(&old, generation, &key, &s.started, finished, outcome);
                 status::patch_if_changed(&api, cm, &old, &new).await?;
-                fold_events(ctx, cm, outcome).await;
+                fold_events(ctx, cm, &old, finished, outcome).await;
+                // A next run started below builds on the folded status, not the one before.
+                old = new;
             }
             let wait = if failed {
                 backoff(s.failures)
@@ -328,7 +335,13 @@ async fn reconcile_inner(cm: &ChartMirror, ctx: &Context) -> Result<Action, Erro
     Ok(Action::requeue(ctx.settings.progress_every))
 }
 
-async fn fold_events(ctx: &Context, cm: &ChartMirror, outcome: &Outcome) {
+async fn fold_events(
+    ctx: &Context,
+    cm: &ChartMirror,
+    old: &crd::ChartMirrorStatus,
+    finished: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    outcome: &Outcome,
+) {
     match outcome {
         Outcome::Error(e) => {
             ctx.publish(cm, EventType::Warning, "MirrorFailed", e.clone())
@@ -336,6 +349,32 @@ async fn fold_events(ctx: &Context, cm: &ChartMirror, outcome: &Outcome) {
         }
         Outcome::Report(r) => {
             ctx.metrics.run_finished(r);
+            for n in crd::fold_upstreams(&old.upstreams, r, finished).1 {
+                let (type_, what) = if n.mirrored {
+                    (EventType::Normal, "mirrored")
+                } else {
+                    (EventType::Warning, "selected, but mirroring it failed")
+                };
+                ctx.publish(
+                    cm,
+                    type_,
+                    reasons::NEW_VERSION,
+                    format!(
+                        "{} {} appeared upstream ({}): {what}",
+                        n.chart, n.version, n.upstream
+                    ),
+                )
+                .await;
+            }
+            for c in r.charts.iter().filter(|c| c.error.is_some()) {
+                ctx.publish(
+                    cm,
+                    EventType::Warning,
+                    reasons::RESOLVE_FAILED,
+                    format!("{}: {}", c.key, c.error.as_deref().unwrap_or_default()),
+                )
+                .await;
+            }
             for c in &r.charts {
                 for v in c.versions.iter().filter(|v| v.failed()) {
                     let why = v
@@ -457,6 +496,9 @@ pub async fn run(opts: OperatorOptions) -> anyhow::Result<()> {
         client: client.clone(),
         executor: Executor::new(trigger),
         metrics: metrics.clone(),
+        discovery_cache: Arc::new(crate::pipeline::DiscoveryCache::new(Some(
+            opts.settings.artifact_dir.join("discovery"),
+        ))),
         settings: opts.settings.clone(),
     });
     let lost_leadership = async {

@@ -142,6 +142,7 @@ pub fn finished(
             let (summary, charts) = crd::fold_report(report);
             status.summary = Some(summary);
             status.charts = charts;
+            status.upstreams = crd::fold_upstreams(&old.upstreams, report, finished).0;
             crd::conditions_for(report)
         }
         Outcome::Error(e) => vec![Want {

@@ -126,6 +126,9 @@ impl Fixture {
             client,
             executor: Executor::new(trigger),
             metrics: Arc::new(Metrics::default()),
+            discovery_cache: Arc::new(crate::pipeline::DiscoveryCache::new(Some(
+                self.dir.path().join("artifacts/discovery"),
+            ))),
             settings: Settings {
                 artifact_dir: self.dir.path().join("artifacts"),
                 helm: crate::testkit::helm_bin(),
@@ -649,3 +652,5 @@ async fn the_spec_s_copy_options_reach_the_run() {
     assert_eq!(image.status, crate::result::ImageStatus::Skipped);
     assert_eq!(image.previous_digest, Some(signed.image.digest.clone()));
 }
+
+mod follow;

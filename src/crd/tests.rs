@@ -259,6 +259,7 @@ fn version(
         images_error: images_error.map(String::from),
         warnings: vec![],
         excluded_images: vec![],
+        discovery_cached: false,
         images,
         images_copied: 0,
         images_skipped: 0,

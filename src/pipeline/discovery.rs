@@ -7,7 +7,7 @@ use serde_json::Value;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, MirrorRequest, NoProgress, PipelineError, Unit};
+use super::{Ctx, MirrorRequest, NoProgress, PipelineError, Unit, cache};
 use crate::chart::archive;
 use crate::discover::{
     Discovery, Findings, RenderInputs, Selection, annotations, manifests, tree, values,
@@ -26,6 +26,8 @@ pub(super) struct Discovered {
     pub error: Option<String>,
     /// What the render used, for the overlay stage (absent when discovery stopped early).
     pub rendered_with: Option<RenderedWith>,
+    /// Taken from the discovery cache (nothing was rendered).
+    pub cached: bool,
 }
 
 /// The chart tree, the archive (with fetched dependencies) and the inputs discovery
@@ -63,12 +65,13 @@ pub async fn images(
     env: &super::Env,
     cancel: &CancellationToken,
 ) -> Result<ImagesReport, PipelineError> {
-    let (target, repos) = super::start(req, env, cancel, renders(req)).await?;
+    let (target, repos, helm) = super::start(req, env, cancel, renders(req)).await?;
     let ctx = &Ctx {
         req,
         env,
         target: &target,
         repos: &repos,
+        helm: helm.as_deref(),
         progress: &NoProgress,
         cancel,
     };
@@ -143,6 +146,7 @@ impl Ctx<'_> {
             discovery: Discovery::default(),
             error: Some(error),
             rendered_with: None,
+            cached: false,
         };
         let selection = match Selection::new(self.req.spec.images.as_ref(), up.images.as_ref()) {
             Ok(s) => s,
@@ -177,6 +181,40 @@ impl Ctx<'_> {
             Ok(x) => x,
             Err(e) => return fail(e),
         };
+        let cache = self
+            .env
+            .discovery_cache
+            .as_ref()
+            .filter(|_| error.is_none());
+        let key = cache.map(|_| {
+            cache::key(&cache::KeyInputs {
+                helm: self.helm,
+                chart: &u.chart,
+                archive_digest: if archive == fetched.archive {
+                    fetched.digest.clone()
+                } else {
+                    crate::digest::sha256(&archive)
+                },
+                inputs: &inputs,
+                images: serde_json::json!([self.req.spec.images, up.images]),
+            })
+        });
+        if let (Some(c), Some(k)) = (cache, &key)
+            && let Some(discovery) = c.get(k).await
+        {
+            return Discovered {
+                discovery,
+                error: None,
+                rendered_with: Some(RenderedWith {
+                    rendered: selection.counts(DiscoverySource::Rendered),
+                    root,
+                    archive,
+                    inputs,
+                    overrides,
+                }),
+                cached: true,
+            };
+        }
         let mut findings = Findings::default();
         let mut warnings = Vec::new();
         if selection.counts(DiscoverySource::Rendered) && error.is_none() {
@@ -214,8 +252,12 @@ impl Ctx<'_> {
             }
         }
         let rendered = findings.rendered.is_some();
+        let discovery = crate::discover::assemble(findings, &selection, warnings);
+        if let (Some(c), Some(k), None) = (cache, &key, &error) {
+            c.put(k, &discovery).await;
+        }
         Discovered {
-            discovery: crate::discover::assemble(findings, &selection, warnings),
+            discovery,
             rendered_with: error.is_none().then_some(RenderedWith {
                 root,
                 archive,
@@ -224,6 +266,7 @@ impl Ctx<'_> {
                 rendered,
             }),
             error,
+            cached: false,
         }
     }
 

@@ -9,6 +9,7 @@
 //! version and per image; the run goes on. [`run`] returns `Err` only when it cannot start.
 
 mod attached;
+mod cache;
 mod discovery;
 mod events;
 mod image;
@@ -16,6 +17,7 @@ mod overlay;
 mod plan;
 mod resolve;
 
+pub use cache::DiscoveryCache;
 pub use discovery::{images, is_local_values_file};
 pub use events::{Event, NoProgress, Progress, Unit};
 pub use overlay::file_name as overlay_file_name;
@@ -102,6 +104,20 @@ pub struct Env {
     pub store: ArtifactStore,
     /// Timeout for each Helm repository request.
     pub timeout: Duration,
+    /// Discovery results kept between runs (`None`: every chart version is rendered).
+    pub discovery_cache: Option<Arc<DiscoveryCache>>,
+    /// Where Helm repository indexes are kept for conditional requests (`None`: always
+    /// downloaded whole).
+    pub index_cache: Option<std::path::PathBuf>,
+}
+
+impl Env {
+    /// Turn both caches off (`--no-cache`).
+    pub fn without_caches(mut self) -> Env {
+        self.discovery_cache = None;
+        self.index_cache = None;
+        self
+    }
 }
 
 impl Env {
@@ -136,6 +152,10 @@ impl Env {
                 artifact_dir.join("tmp"),
                 crate::discover::RenderOptions::default(),
             ),
+            discovery_cache: Some(Arc::new(DiscoveryCache::new(Some(
+                artifact_dir.join("discovery"),
+            )))),
+            index_cache: Some(artifact_dir.join("indexes")),
             store: ArtifactStore::new(artifact_dir),
             timeout: Duration::from_secs(120),
         })
@@ -163,20 +183,27 @@ pub enum PipelineError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
-/// What every run starts with: the request checked, helm checked when it will render,
-/// rate-limit pauses tied to `cancel`, a Helm repository source for the run.
+/// What every run starts with: the request checked, helm checked (and its version read)
+/// when it will render, rate-limit pauses tied to `cancel`, a Helm repository source for
+/// the run.
 async fn start(
     req: &MirrorRequest,
     env: &Env,
     cancel: &CancellationToken,
     renders: bool,
-) -> Result<(TargetUrl, RepoSource), PipelineError> {
+) -> Result<(TargetUrl, RepoSource, Option<String>), PipelineError> {
     let target = validate(req)?;
-    if renders {
-        env.renderer.check().await?;
-    }
+    let helm = if renders {
+        Some(env.renderer.check().await?)
+    } else {
+        None
+    };
     env.registries.cancel_pauses_with(cancel.clone());
-    Ok((target, RepoSource::new(env.http.clone(), env.timeout)))
+    Ok((
+        target,
+        RepoSource::new(env.http.clone(), env.timeout, env.index_cache.clone()),
+        helm,
+    ))
 }
 
 /// Mirror everything the request asks for.
@@ -187,13 +214,14 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<MirrorReport, PipelineError> {
     let started = Instant::now();
-    let (target, repos) = start(req, env, cancel, discovery::renders(req)).await?;
+    let (target, repos, helm) = start(req, env, cancel, discovery::renders(req)).await?;
     let dst = env.registries.client(&target.host).await?;
     let ctx = &Ctx {
         req,
         env,
         target: &target,
         repos: &repos,
+        helm: helm.as_deref(),
         progress,
         cancel,
     };
@@ -305,6 +333,8 @@ struct Ctx<'a> {
     env: &'a Env,
     target: &'a TargetUrl,
     repos: &'a RepoSource,
+    /// helm's version line, when this run renders.
+    helm: Option<&'a str>,
     progress: &'a dyn Progress,
     cancel: &'a CancellationToken,
 }
@@ -362,6 +392,7 @@ impl Ctx<'_> {
             images_error: None,
             warnings: Vec::new(),
             excluded_images: Vec::new(),
+            discovery_cached: false,
             images: Vec::new(),
             images_copied: 0,
             images_skipped: 0,
@@ -453,6 +484,7 @@ impl Ctx<'_> {
             vr.overlay = Some(self.overlay_of(u, &found, chart).await);
         }
         let d = found.discovery;
+        vr.discovery_cached = found.cached;
         vr.warnings = d.warnings;
         vr.excluded_images = d.excluded.iter().map(|x| x.image.to_string()).collect();
         if let Some(error) = found.error {

@@ -2,12 +2,15 @@
 //! archive downloads verified against the index digest. IO.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::{Mutex, OnceCell};
+
+mod kept_index;
 
 use super::store::ArtifactStore;
 use super::{FetchError, FetchedChart, Origin};
@@ -34,20 +37,24 @@ struct IndexEntry {
 
 type IndexCell = Arc<OnceCell<Result<Arc<Index>, String>>>;
 
-/// Fetches and caches Helm repository indexes for one run.
+/// Fetches Helm repository indexes (each once per run, parsed once) and archives.
 pub struct RepoSource {
     http: reqwest::Client,
     indexes: Mutex<HashMap<String, IndexCell>>,
     timeout: Duration,
+    /// Where indexes are kept between runs, for conditional requests.
+    kept: Option<PathBuf>,
 }
 
 impl RepoSource {
-    /// A source using `http` for all requests.
-    pub fn new(http: reqwest::Client, timeout: Duration) -> Self {
+    /// A source using `http` for all requests, keeping indexes under `kept` (when given) so
+    /// that an unchanged index.yaml is not downloaded again (`ETag` / `Last-Modified`).
+    pub fn new(http: reqwest::Client, timeout: Duration, kept: Option<PathBuf>) -> Self {
         RepoSource {
             http,
             indexes: Mutex::new(HashMap::new()),
             timeout,
+            kept,
         }
     }
 
@@ -62,7 +69,7 @@ impl RepoSource {
             .clone();
         let result = cell
             .get_or_init(|| async {
-                let body = self.download(&url, MAX_INDEX_BYTES).await?;
+                let body = self.download_index(&url).await?;
                 let text = std::str::from_utf8(&body)
                     .map_err(|_| "index.yaml is not UTF-8".to_string())?;
                 let options = serde_saphyr::options! {
@@ -97,18 +104,46 @@ impl RepoSource {
             .send()
             .await
             .map_err(|e| crate::error_chain(&e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("HTTP {}", status.as_u16()));
+        read_body(resp, limit).await
+    }
+
+    /// index.yaml at `url`: the kept copy when the server says it has not changed (304),
+    /// else downloaded whole and kept with its validators.
+    async fn download_index(&self, url: &str) -> Result<Bytes, String> {
+        let Some(dir) = &self.kept else {
+            return self.download(url, MAX_INDEX_BYTES).await;
+        };
+        let kept = kept_index::load(dir, url).await;
+        let mut request = self.http.get(url).timeout(self.timeout);
+        if let Some(k) = &kept {
+            if let Some(etag) = &k.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &k.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
         }
-        crate::registry::http::read_limited(resp, limit)
-            .await
-            .map_err(|e| match e {
-                crate::registry::http::LimitedReadError::TooLarge => {
-                    format!("larger than {} MiB", limit >> 20)
-                }
-                crate::registry::http::LimitedReadError::Http(e) => crate::error_chain(&e),
-            })
+        let resp = request.send().await.map_err(|e| crate::error_chain(&e))?;
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED
+            && let Some(k) = kept
+        {
+            return Ok(k.body);
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let (etag, last_modified) = (
+            header(reqwest::header::ETAG),
+            header(reqwest::header::LAST_MODIFIED),
+        );
+        let body = read_body(resp, MAX_INDEX_BYTES).await?;
+        if etag.is_some() || last_modified.is_some() {
+            kept_index::store(dir, url, &body, etag, last_modified).await;
+        }
+        Ok(body)
     }
 
     /// Every version of `chart` the repository at `repo` publishes.
@@ -236,4 +271,19 @@ impl RepoSource {
             note: None,
         })
     }
+}
+
+async fn read_body(resp: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {}", status.as_u16()));
+    }
+    crate::registry::http::read_limited(resp, limit)
+        .await
+        .map_err(|e| match e {
+            crate::registry::http::LimitedReadError::TooLarge => {
+                format!("larger than {} MiB", limit >> 20)
+            }
+            crate::registry::http::LimitedReadError::Http(e) => crate::error_chain(&e),
+        })
 }

@@ -1,5 +1,6 @@
 //! A classic Helm repository served over HTTP from a directory (index.yaml and archives),
-//! recording every request path.
+//! recording every request path. Files carry an `ETag` (their digest); a request whose
+//! `If-None-Match` matches gets `304 Not Modified`, as from real repositories.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use axum::response::IntoResponse;
 struct Shared {
     dir: PathBuf,
     requests: Arc<Mutex<Vec<String>>>,
+    not_modified: Arc<Mutex<Vec<String>>>,
 }
 
 /// A running Helm repository server, on its own thread and runtime so that it keeps
@@ -20,10 +22,15 @@ pub struct HelmRepo {
     url: String,
     dir: PathBuf,
     requests: Arc<Mutex<Vec<String>>>,
+    not_modified: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-async fn serve_file(State(s): State<Shared>, UrlPath(path): UrlPath<String>) -> impl IntoResponse {
+async fn serve_file(
+    State(s): State<Shared>,
+    UrlPath(path): UrlPath<String>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     if let Ok(mut r) = s.requests.lock() {
         r.push(path.clone());
     }
@@ -32,22 +39,39 @@ async fn serve_file(State(s): State<Shared>, UrlPath(path): UrlPath<String>) -> 
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "text/plain")],
             Vec::new(),
-        );
+        )
+            .into_response();
     }
     match tokio::fs::read(s.dir.join(&path)).await {
         Ok(bytes) => {
+            let etag = format!("\"{}\"", &crate::digest::sha256(&bytes)[7..23]);
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+            {
+                if let Ok(mut r) = s.not_modified.lock() {
+                    r.push(path);
+                }
+                return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+            }
             let ct = if path.ends_with(".yaml") {
                 "application/x-yaml"
             } else {
                 "application/gzip"
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes)
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, ct.to_string()), (header::ETAG, etag)],
+                bytes,
+            )
+                .into_response()
         }
         Err(_) => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain")],
             b"not found".to_vec(),
-        ),
+        )
+            .into_response(),
     }
 }
 
@@ -58,9 +82,11 @@ impl HelmRepo {
         std_listener.set_nonblocking(true)?;
         let url = format!("http://{}", std_listener.local_addr()?);
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let not_modified = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             dir: dir.to_path_buf(),
             requests: requests.clone(),
+            not_modified: not_modified.clone(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -85,6 +111,7 @@ impl HelmRepo {
             url,
             dir: dir.to_path_buf(),
             requests,
+            not_modified,
             stop: Some(stop),
         })
     }
@@ -102,6 +129,14 @@ impl HelmRepo {
     /// Paths requested so far, in order.
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// How many requests for `path` were answered `304 Not Modified`.
+    pub fn not_modified(&self, path: &str) -> usize {
+        self.not_modified
+            .lock()
+            .map(|r| r.iter().filter(|p| *p == path).count())
+            .unwrap_or_default()
     }
 
     /// How many times `path` was requested.

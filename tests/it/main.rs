@@ -4,6 +4,7 @@
 
 mod attached;
 mod bad_configs;
+mod cache;
 mod cluster;
 mod common;
 mod corpus;
