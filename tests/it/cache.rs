@@ -55,23 +55,6 @@ impl Counted<'_> {
     }
 }
 
-fn publish(w: &World, repo: &helm_repo::HelmRepo, versions: &[&str]) {
-    let charts: Vec<PathBuf> = versions
-        .iter()
-        .map(|v| {
-            charts::write_simple_chart(
-                &w.path(&format!("src-charts/{v}")),
-                "web",
-                v,
-                &w.set.nginx.reference(w.src_host()),
-            )
-            .unwrap()
-        })
-        .collect();
-    let refs: Vec<&Path> = charts.iter().map(|p| p.as_path()).collect();
-    repo.publish(&refs, None).unwrap();
-}
-
 fn config(w: &World, repo: &helm_repo::HelmRepo, extra: &str) {
     w.config("mirror.yaml", &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  web:\n    type: repo\n    repo: {}\n    chart: web\n    semver: \"*\"\n{extra}", w.dst.addr(), repo.url()));
 }
@@ -92,7 +75,7 @@ async fn a_new_upstream_version_is_the_only_one_mirrored_and_rendered() {
     let served = w.path("served");
     std::fs::create_dir_all(&served).unwrap();
     let repo = helm_repo::HelmRepo::serve(&served).await.unwrap();
-    publish(&w, &repo, &["1.0.0", "1.1.0"]);
+    publish_web(&w, &repo, &["1.0.0", "1.1.0"]);
     config(&w, &repo, "");
     let c = Counted {
         w: &w,
@@ -106,7 +89,7 @@ async fn a_new_upstream_version_is_the_only_one_mirrored_and_rendered() {
     assert_eq!(first["discoveryCached"], 0);
 
     // Upstream gains 1.2.0: only it is pushed, and only it is rendered.
-    publish(&w, &repo, &["1.2.0"]);
+    publish_web(&w, &repo, &["1.2.0"]);
     let (second, renders) = c.mirror(&helm, &[]);
     assert_eq!(pushed(&second), ["1.2.0"]);
     assert_eq!(renders, 1, "only the new version renders: {second:#}");
@@ -135,7 +118,7 @@ async fn every_render_input_and_helm_s_version_are_in_the_key_and_damage_is_rebu
     let served = w.path("served");
     std::fs::create_dir_all(&served).unwrap();
     let repo = helm_repo::HelmRepo::serve(&served).await.unwrap();
-    publish(&w, &repo, &["1.0.0"]);
+    publish_web(&w, &repo, &["1.0.0"]);
     let c = Counted {
         w: &w,
         log: w.path("helm.log"),

@@ -326,3 +326,21 @@ pub fn tls_certs(dir: &Path) {
         dir,
     );
 }
+
+/// Package a chart `web` (using nginx) at each version into the served directory and (re)write its index.
+pub fn publish_web(w: &World, repo: &helm_repo::HelmRepo, versions: &[&str]) {
+    let charts: Vec<std::path::PathBuf> = versions
+        .iter()
+        .map(|v| {
+            charts::write_simple_chart(
+                &w.path(&format!("src-charts/{v}")),
+                "web",
+                v,
+                &w.set.nginx.reference(w.src_host()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let refs: Vec<&std::path::Path> = charts.iter().map(|p| p.as_path()).collect();
+    repo.publish(&refs, None).unwrap();
+}

@@ -44,24 +44,6 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Package `web` at each version into the served directory and (re)write its index.
-fn publish(w: &World, repo: &helm_repo::HelmRepo, versions: &[&str]) {
-    let charts: Vec<std::path::PathBuf> = versions
-        .iter()
-        .map(|v| {
-            charts::write_simple_chart(
-                &w.path(&format!("src-charts/{v}")),
-                "web",
-                v,
-                &w.set.nginx.reference(w.src_host()),
-            )
-            .unwrap()
-        })
-        .collect();
-    let refs: Vec<&std::path::Path> = charts.iter().map(|p| p.as_path()).collect();
-    repo.publish(&refs, None).unwrap();
-}
-
 /// Add an entry whose version is not semver to index.yaml (some repositories have them).
 fn add_non_semver_entry(repo: &helm_repo::HelmRepo) {
     let index = repo.dir().join("index.yaml");
@@ -80,7 +62,7 @@ async fn a_repo_selector_follows_new_releases_and_mirrors_only_the_new_one() {
     let served = w.path("served");
     std::fs::create_dir_all(&served).unwrap();
     let repo = helm_repo::HelmRepo::serve(&served).await.unwrap();
-    publish(
+    publish_web(
         &w,
         &repo,
         &["1.0.0", "1.1.0-rc.1", "1.1.0", "2.0.0", "0.9.0"],
@@ -114,7 +96,7 @@ async fn a_repo_selector_follows_new_releases_and_mirrors_only_the_new_one() {
     assert_eq!(report["chartsPushed"], 3);
 
     // Upstream publishes 1.2.0 (and 2.1.0, outside the range).
-    publish(&w, &repo, &["1.2.0", "2.1.0"]);
+    publish_web(&w, &repo, &["1.2.0", "2.1.0"]);
     let dry = w.run(&["mirror", "--all", "--dry-run", "-o", "json"]);
     assert_eq!(dry.code, 0, "{dry:?}");
     assert_eq!(
@@ -171,7 +153,7 @@ async fn a_selector_that_matches_nothing_fails_its_upstream_and_names_the_newest
     let served = w.path("served");
     std::fs::create_dir_all(&served).unwrap();
     let repo = helm_repo::HelmRepo::serve(&served).await.unwrap();
-    publish(&w, &repo, &["1.0.0", "1.4.0", "3.0.0-beta.1"]);
+    publish_web(&w, &repo, &["1.0.0", "1.4.0", "3.0.0-beta.1"]);
     w.demo_chart();
     w.config("mirror.yaml", &format!("target: {{url: {}, insecure: true}}\nupstreams:\n  web:\n    type: repo\n    repo: {}\n    chart: web\n    semver: \"^3\"\n  demo:\n    type: local\n    path: ./charts/demo\n    chart: demo\n    semver: \"^1\"\n", w.dst.addr(), repo.url()));
     let run = w.run(&["mirror", "--all", "-o", "json", "--charts-only"]);
