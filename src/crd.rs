@@ -160,6 +160,26 @@ pub struct ChartVersionStatus {
     /// Some image-discovery warnings (at most three, truncated), e.g. sources that disagree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The values overlay of this version: which ConfigMap holds it and what it relocates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<OverlayStatus>,
+}
+
+/// A chart version's values overlay, in status.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverlayStatus {
+    /// The ConfigMap (same namespace; key `values.yaml`) a Flux HelmRelease reads with
+    /// `valuesFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    /// Images a render with the overlay pulls from the target.
+    pub relocated: u32,
+    /// Images the values cannot move (listed in the ConfigMap's header).
+    pub not_relocatable: u32,
+    /// The overlay artifact next to the chart, `host/repo@digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
 }
 
 /// Versions kept in `noLongerSelected` at most (the oldest are forgotten first).
@@ -297,7 +317,8 @@ pub fn fold_report(report: &MirrorReport) -> (Summary, Vec<ChartVersionStatus>) 
                 .chart_error
                 .clone()
                 .or_else(|| v.images_error.clone())
-                .or_else(|| v.images.iter().find_map(|i| i.error.clone()));
+                .or_else(|| v.images.iter().find_map(|i| i.error.clone()))
+                .or_else(|| v.overlay.as_ref().and_then(|o| o.error.clone()));
             let result = if v.failed() {
                 "Failed"
             } else {
@@ -331,6 +352,12 @@ pub fn fold_report(report: &MirrorReport) -> (Summary, Vec<ChartVersionStatus>) 
                     .take(MAX_WARNINGS)
                     .map(|w| truncate(w, MAX_WARNING_BYTES))
                     .collect(),
+                overlay: v.overlay.as_ref().map(|o| OverlayStatus {
+                    config_map: o.config_map.clone(),
+                    relocated: o.relocated as u32,
+                    not_relocatable: o.not_relocatable.len() as u32,
+                    artifact: o.artifact.clone(),
+                }),
             });
         }
     }

@@ -168,6 +168,7 @@ fn operator_rules() -> BTreeSet<(String, String, Vec<String>)> {
         ("events.k8s.io", "events", &["create", "patch"]),
         ("", "events", &["create", "patch"]),
         ("", "secrets", &["get"]),
+        ("", "configmaps", &["create", "get", "update"]),
     ])
 }
 

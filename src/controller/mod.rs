@@ -5,6 +5,7 @@
 
 pub mod executor;
 pub mod metrics;
+pub mod overlays;
 pub mod secrets;
 mod status;
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -237,13 +238,24 @@ async fn reconcile_inner(cm: &ChartMirror, ctx: &Context) -> Result<Action, Erro
             let Some((finished, outcome)) = &s.finished else {
                 return Ok(Action::requeue(Duration::from_secs(5)));
             };
-            let failed = match outcome {
+            let mut failed = match outcome {
                 Outcome::Report(r) => r.has_failures(),
                 Outcome::Error(_) => true,
             };
             if old.last_run_completion_time.as_ref() != Some(finished)
                 || old.observed_generation != Some(generation)
             {
+                // First look at this run's end: its overlays go to ConfigMaps, then status.
+                let outcome = &match outcome {
+                    Outcome::Report(r) => {
+                        let mut r = (**r).clone();
+                        let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                        overlays::write_all(&cms, cm, &mut r).await;
+                        failed |= r.has_failures();
+                        Outcome::Report(Arc::new(r))
+                    }
+                    e => e.clone(),
+                };
                 let new = status::finished(&old, generation, &key, &s.started, finished, outcome);
                 status::patch_if_changed(&api, cm, &old, &new).await?;
                 fold_events(ctx, cm, &old, finished, outcome).await;
@@ -317,7 +329,10 @@ async fn reconcile_inner(cm: &ChartMirror, ctx: &Context) -> Result<Action, Erro
     ctx.executor.start(
         &uid,
         key,
-        MirrorRequest::all(cm.spec.clone()),
+        MirrorRequest {
+            overlays: true,
+            ..MirrorRequest::all(cm.spec.clone())
+        },
         env,
         ObjectRef::from_obj(cm),
     );
@@ -381,6 +396,7 @@ async fn fold_events(
                         .chart_error
                         .clone()
                         .or_else(|| v.images_error.clone())
+                        .or_else(|| v.overlay.as_ref().and_then(|o| o.error.clone()))
                         .unwrap_or_else(|| format!("{} images failed", v.images_failed));
                     ctx.publish(
                         cm,

@@ -41,6 +41,7 @@ fn fake_api_with(object: ChartMirror, secrets: Vec<Value>) -> (Client, FakeApi) 
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let record = sent.clone();
+    let configmaps: Mutex<std::collections::BTreeMap<String, Value>> = Mutex::default();
     tokio::spawn(async move {
         while let Some((request, respond)) = handle.next_request().await {
             let method = request.method().to_string();
@@ -69,6 +70,8 @@ fn fake_api_with(object: ChartMirror, secrets: Vec<Value>) -> (Client, FakeApi) 
                         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
                     ),
                 }
+            } else if path.contains("/configmaps") {
+                configmap(&configmaps, &method, &path, body)
             } else if path.contains("/events") {
                 (200, body)
             } else if path.contains("/chartmirrors/") && method == "PATCH" {
@@ -90,6 +93,65 @@ fn fake_api_with(object: ChartMirror, secrets: Vec<Value>) -> (Client, FakeApi) 
         }
     });
     (Client::new(service, "default"), FakeApi { sent })
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+/// ConfigMaps as the API server keeps them: GET by name, POST creates, PUT replaces (with
+/// the current resourceVersion), each write a new resourceVersion.
+fn configmap(
+    store: &Mutex<std::collections::BTreeMap<String, Value>>,
+    method: &str,
+    path: &str,
+    mut body: Value,
+) -> (u16, Value) {
+    let mut store = store.lock().unwrap();
+    let name = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .rsplit_once("/configmaps")
+        .map(|(_, rest)| rest.trim_start_matches('/').to_string())
+        .unwrap_or_default();
+    let version = store.len() as u64 * 100 + 1;
+    match method {
+        "GET" => match store.get(&name) {
+            Some(cm) => (200, cm.clone()),
+            None => (404, not_found()),
+        },
+        "POST" => {
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if store.contains_key(&name) {
+                return (
+                    409,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "exists"}),
+                );
+            }
+            body["metadata"]["resourceVersion"] = json!(version.to_string());
+            store.insert(name, body.clone());
+            (201, body)
+        }
+        "PUT" => match store.get(&name) {
+            Some(have)
+                if have["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"] =>
+            {
+                body["metadata"]["resourceVersion"] = json!((version + 1).to_string());
+                store.insert(name, body.clone());
+                (200, body)
+            }
+            Some(_) => (
+                409,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "conflict"}),
+            ),
+            None => (404, not_found()),
+        },
+        _ => (405, not_found()),
+    }
 }
 
 struct Fixture {
@@ -654,3 +716,116 @@ async fn the_spec_s_copy_options_reach_the_run() {
 }
 
 mod follow;
+
+fn configmap_writes(sent: &[Sent]) -> Vec<&Sent> {
+    sent.iter()
+        .filter(|s| s.path.contains("/configmaps") && s.method != "GET")
+        .collect()
+}
+
+/// Start a run of `cm`, wait for it, and reconcile its end; what that second reconcile sent.
+async fn run_to_end(
+    cm: ChartMirror,
+    ctx: &Arc<Context>,
+    api: &FakeApi,
+) -> (ChartMirror, Vec<Sent>) {
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    let sent = api.take();
+    ctx.executor.wait("uid-1").await;
+    let cm = with_status(cm, &sent);
+    reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+    let sent = api.take();
+    (with_status(cm, &sent), sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_chart_version_overlay_is_one_owned_configmap_written_only_on_change() {
+    let f = fixture().await;
+    let nginx = f.set.nginx.reference(f.src.addr());
+    let cm = f.mirror(1, &["1.0.0"], std::slice::from_ref(&nginx));
+    let (client, api) = fake_api(cm.clone());
+    let ctx = f.context(client);
+
+    // First run: created, once, owned and labelled, listed in status.
+    let (cm, sent) = run_to_end(cm, &ctx, &api).await;
+    let writes = configmap_writes(&sent);
+    assert_eq!(writes.len(), 1, "{sent:#?}");
+    assert_eq!(writes[0].method, "POST");
+    assert!(
+        writes[0]
+            .path
+            .starts_with("/api/v1/namespaces/team/configmaps"),
+        "{}",
+        writes[0].path
+    );
+    let body = &writes[0].body;
+    assert_eq!(body["metadata"]["name"], "mirror-app-1.0.0-values");
+    assert_eq!(body["metadata"]["labels"]["lazyoci.io/chart"], "app");
+    assert_eq!(body["metadata"]["labels"]["lazyoci.io/version"], "1.0.0");
+    assert_eq!(
+        body["metadata"]["labels"]["lazyoci.io/chartmirror"],
+        "mirror"
+    );
+    let owner = &body["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (
+            owner["kind"].as_str(),
+            owner["uid"].as_str(),
+            owner["controller"].as_bool()
+        ),
+        (Some("ChartMirror"), Some("uid-1"), Some(true))
+    );
+    let text = body["data"]["values.yaml"].as_str().unwrap();
+    let values: Value = serde_saphyr::from_str(text).unwrap();
+    assert_eq!(
+        values["image"],
+        format!("{}/m/library/nginx:1.25", f.dst.addr()),
+        "{text}"
+    );
+    let patch = status_patches(&sent)[0];
+    let overlay = &patch.body["status"]["charts"][0]["overlay"];
+    assert_eq!(
+        overlay["configMap"], "mirror-app-1.0.0-values",
+        "{overlay:#}"
+    );
+    assert_eq!(overlay["relocated"], 1);
+    assert_eq!(overlay["notRelocatable"], 0);
+    assert_eq!(
+        condition(patch, "Ready").unwrap()["status"],
+        "True",
+        "{patch:#?}"
+    );
+
+    // Same overlay in the next run: read, not written.
+    let mut next = f.mirror(2, &["1.0.0"], std::slice::from_ref(&nginx));
+    next.status = cm.status.clone();
+    let (cm, sent) = run_to_end(next, &ctx, &api).await;
+    assert!(configmap_writes(&sent).is_empty(), "{sent:#?}");
+    assert!(
+        sent.iter()
+            .any(|s| s.method == "GET" && s.path.contains("/configmaps/mirror-app-1.0.0-values")),
+        "{sent:#?}"
+    );
+
+    // The overlay changes (the values now name another image): updated in place, once.
+    let mut changed = f.mirror(3, &["1.0.0"], std::slice::from_ref(&nginx));
+    changed.spec.upstreams[0].values = Some(json!({"image": f.set.job.reference(f.src.addr())}));
+    changed.status = cm.status.clone();
+    let (_, sent) = run_to_end(changed, &ctx, &api).await;
+    let writes = configmap_writes(&sent);
+    assert_eq!(writes.len(), 1, "{sent:#?}");
+    assert_eq!(writes[0].method, "PUT");
+    assert!(
+        writes[0]
+            .path
+            .contains("/configmaps/mirror-app-1.0.0-values")
+    );
+    assert!(
+        writes[0].body["data"]["values.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("/m/team/job:0.9"),
+        "{:#}",
+        writes[0].body
+    );
+}

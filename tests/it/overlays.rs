@@ -326,3 +326,60 @@ async fn a_chart_whose_values_name_no_image_still_mirrors_with_an_empty_overlay(
     let values: Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(values, serde_json::json!({}), "{text}");
 }
+
+#[tokio::test]
+async fn an_overlay_past_the_configmap_limit_fails_its_version_and_is_not_truncated() {
+    let w = world().await;
+    // The image sits in a list next to 1.1 MiB of text: the overlay must carry the whole list.
+    let dir = w.path("charts/big");
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: big\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("values.yaml"),
+        format!(
+            "sidecars:\n  - name: proxy\n    image: {}/library/nginx:1.25\n    notes: \"{}\"\n",
+            w.src_host(),
+            "x".repeat(1_100_000)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\nspec:\n  containers:\n  {{- range .Values.sidecars }}\n  - name: {{ .name }}\n    image: {{ .image }}\n  {{- end }}\n",
+    )
+    .unwrap();
+    let cfg = w.config(
+        "mirror.yaml",
+        &format!(
+            "target:\n  url: {}/mirror\n  insecure: true\nupstreams:\n  big:\n    type: local\n    path: {}\n    chart: big\n    versions: [\"1.0.0\"]\n",
+            w.dst.addr(),
+            dir.display()
+        ),
+    );
+    let out = w.path("overlays");
+    let run = w.run(&[
+        "images",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-o",
+        "json",
+        "--overlays",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let o = &run.json()["charts"][0]["versions"][0]["overlay"];
+    let error = o["error"].as_str().unwrap();
+    assert!(
+        error.contains("above the 1 MiB limit of a ConfigMap"),
+        "{error}"
+    );
+    assert!(o["path"].is_null());
+    assert!(
+        !out.join("big-1.0.0.values.yaml").exists(),
+        "a truncated file was written"
+    );
+}

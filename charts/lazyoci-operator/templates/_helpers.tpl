@@ -84,7 +84,7 @@ namespace, else empty (all namespaces).
 {{- end }}
 
 {{/*
-The rules the operator needs on ChartMirrors, Events and Secrets (least privilege; keep in
+The rules the operator needs on ChartMirrors, Events, Secrets and ConfigMaps (least privilege; keep in
 sync with tests/operator_chart.rs). Leases are in a separate Role in the release namespace.
 */}}
 {{- define "lazyoci-operator.rules" -}}
@@ -104,4 +104,8 @@ sync with tests/operator_chart.rs). Leases are in a separate Role in the release
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# One ConfigMap per chart version holds its values overlay (owned by the ChartMirror).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "update"]
 {{- end }}
