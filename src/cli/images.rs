@@ -5,40 +5,56 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Cli, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ImagesArgs, OutputFormat, fail,
-    output,
-};
+use super::{Cli, EXIT_FAILURES, EXIT_USAGE, ImagesArgs, OutputFormat, fail, output};
 use crate::pipeline::{self, MirrorRequest};
 use crate::reference::ImageRef;
 use crate::result::{ImagesReport, ListedImage};
 
-/// Run `lazyoci images`.
-pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
-    let (mut spec, _) = match crate::config::load(&args.config) {
-        Ok(s) => s,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    super::override_sources(&mut spec, &args.shared.sources);
+/// What `images` and `runtime-config` both do first: load the config, apply `--sources`,
+/// `--chart` and `--version`, and run discovery only (nothing written to any registry);
+/// the request tweaked by `adjust` before it is checked. `Err` is the exit code to return.
+pub async fn discover(
+    cli: &Cli,
+    config: &std::path::Path,
+    shared: &super::SharedArgs,
+    adjust: impl FnOnce(&mut MirrorRequest),
+) -> Result<
+    (
+        MirrorRequest,
+        crate::spec::TargetUrl,
+        ImagesReport,
+        CancellationToken,
+    ),
+    ExitCode,
+> {
+    let (mut spec, _) = crate::config::load(config).map_err(|e| fail(EXIT_USAGE, e))?;
+    super::override_sources(&mut spec, &shared.sources);
     let mut req = MirrorRequest::all(spec);
-    req.only = args.chart.clone();
-    req.versions = args.versions.clone();
     req.dry_run = true;
-    req.overlays = args.overlays.is_some();
-    req.overlay_dir = args.overlays.clone();
-    let target = match pipeline::validate(&req) {
-        Ok(t) => t,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    let env = match args.shared.env(cli, &req, &target, Default::default()) {
-        Ok(e) => e,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
+    adjust(&mut req);
+    let target = pipeline::validate(&req).map_err(|e| fail(EXIT_USAGE, e))?;
+    let env = shared
+        .env(cli, &req, &target, Default::default())
+        .map_err(|e| fail(EXIT_USAGE, e))?;
     let cancel = CancellationToken::new();
     super::cancel_on_signals(cancel.clone());
-    let report = match pipeline::images(&req, &env, &cancel).await {
-        Ok(r) => r,
-        Err(e) => return super::pipeline_failed(e),
+    let report = pipeline::images(&req, &env, &cancel)
+        .await
+        .map_err(super::pipeline_failed)?;
+    Ok((req, target, report, cancel))
+}
+
+/// Run `lazyoci images`.
+pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
+    let adjust = |req: &mut MirrorRequest| {
+        req.only = args.chart.clone();
+        req.versions = args.versions.clone();
+        req.overlays = args.overlays.is_some();
+        req.overlay_dir = args.overlays.clone();
+    };
+    let (_, _, report, cancel) = match discover(cli, &args.config, &args.shared, adjust).await {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let mut found_why = true;
     let printed = match (&args.why, cli.output) {
@@ -62,13 +78,7 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
     if let Err(e) = printed {
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
     }
-    if cancel.is_cancelled() {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if report.has_failures() || !found_why {
-        ExitCode::from(EXIT_FAILURES)
-    } else {
-        ExitCode::from(EXIT_OK)
-    }
+    super::exit_code(&cancel, report.has_failures() || !found_why)
 }
 
 fn print_doc(report: &ImagesReport, format: OutputFormat) -> Result<(), String> {

@@ -491,9 +491,14 @@ pub async fn run_and_print(
     if let Err(e) = printed {
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
     }
+    exit_code(&cancel, report.has_failures())
+}
+
+/// The exit code of a run: interrupted, some failure, or all well.
+pub fn exit_code(cancel: &CancellationToken, failures: bool) -> ExitCode {
     if cancel.is_cancelled() {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if report.has_failures() {
+    } else if failures {
         ExitCode::from(EXIT_FAILURES)
     } else {
         ExitCode::from(EXIT_OK)

@@ -5,10 +5,9 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use tokio_util::sync::CancellationToken;
 
-use super::{Cli, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SharedArgs, fail, output};
-use crate::pipeline::{self, MirrorRequest};
+use super::{Cli, EXIT_FAILURES, SharedArgs, fail, output};
+use crate::pipeline::MirrorRequest;
 use crate::reference::ImageRef;
 use crate::runtime::{self, Plan};
 
@@ -47,28 +46,12 @@ pub const FILE_MARKER: &str = "# ==> ";
 
 /// Run `lazyoci runtime-config`.
 pub async fn run(cli: &Cli, args: &RuntimeConfigArgs) -> ExitCode {
-    let (mut spec, _) = match crate::config::load(&args.config) {
-        Ok(s) => s,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    super::override_sources(&mut spec, &args.shared.sources);
-    let mut req = MirrorRequest::all(spec);
-    req.only = args.chart.clone();
-    req.dry_run = true;
-    let target = match pipeline::validate(&req) {
-        Ok(t) => t,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    let env = match args.shared.env(cli, &req, &target, Default::default()) {
-        Ok(e) => e,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    let cancel = CancellationToken::new();
-    super::cancel_on_signals(cancel.clone());
-    let report = match pipeline::images(&req, &env, &cancel).await {
-        Ok(r) => r,
-        Err(e) => return super::pipeline_failed(e),
-    };
+    let adjust = |req: &mut MirrorRequest| req.only = args.chart.clone();
+    let (req, target, report, cancel) =
+        match super::images::discover(cli, &args.config, &args.shared, adjust).await {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let images: Vec<ImageRef> = report
         .charts
         .iter()
@@ -134,11 +117,5 @@ pub async fn run(cli: &Cli, args: &RuntimeConfigArgs) -> ExitCode {
     if let Err(e) = output::print_stdout(&out) {
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
     }
-    if cancel.is_cancelled() {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if report.has_failures() {
-        ExitCode::from(EXIT_FAILURES)
-    } else {
-        ExitCode::from(EXIT_OK)
-    }
+    super::exit_code(&cancel, report.has_failures())
 }

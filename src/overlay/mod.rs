@@ -50,6 +50,8 @@ pub struct Overlay {
     pub moved: Vec<Moved>,
     /// Sites it leaves alone, with why (a template in the name, an image not mirrored).
     pub left: Vec<String>,
+    /// What else it sets and why, for the file's header.
+    pub remarks: Vec<String>,
 }
 
 impl Overlay {
@@ -89,20 +91,42 @@ pub fn build(
         let Ok(image) = ImageRef::parse(&site.raw) else {
             continue;
         };
-        if !mirrored
+        let direct = mirrored
             .iter()
-            .any(|m| m.registry == image.registry && m.repository == image.repository)
-        {
-            out.left.push(format!("{at}: {image} is not mirrored"));
-            continue;
-        }
-        let dst = image.remap(target);
-        let Some((writes, split)) = rewrite(&site, &dst) else {
+            .any(|m| m.registry == image.registry && m.repository == image.repository);
+        // A site naming no registry whose image the render shows under one: the registry
+        // is written elsewhere in the values (`registry: …`, `global.image.registry: …`).
+        // The render is the truth, so this wins over the Docker Hub reading of the name.
+        let elsewhere = implicit_registry(&site, &image, mirrored).and_then(|m| {
+            let chart = charts.iter().find(|c| c.prefix == site.prefix)?;
+            let paths = registry_keys(&chart.values, &m.registry);
+            (!paths.is_empty()).then_some((m, paths))
+        });
+        let (dst, registry_paths) = match elsewhere {
+            Some((m, paths)) => (m.remap(target), paths),
+            None if direct => (image.remap(target), Vec::new()),
+            None => {
+                out.left.push(format!("{at}: {image} is not mirrored"));
+                continue;
+            }
+        };
+        let Some((writes, split)) = rewrite(&site, &dst, !registry_paths.is_empty()) else {
             out.left.push(format!(
                 "{at}: the repository is a template lazyoci cannot rewrite"
             ));
             continue;
         };
+        for path in registry_paths {
+            // Globals are set at the root, where helm passes them down from.
+            let prefix = match path.first() {
+                Some(Step::Key(k)) if k == "global" => Vec::new(),
+                _ => site.prefix.clone(),
+            };
+            if let Some((_, v)) = edited.iter_mut().find(|(p, _)| *p == prefix) {
+                set(v, &path, Value::String(dst.registry.clone()));
+                edits.push((prefix, path));
+            }
+        }
         split_used |= split;
         let Some((_, chart_values)) = edited.iter_mut().find(|(p, _)| *p == site.prefix) else {
             continue;
@@ -143,6 +167,21 @@ pub fn build(
             .collect();
         insert(&mut out.values, &keys, v.clone());
     }
+    // Bitnami charts refuse images they do not recognise by name, mirrored ones included,
+    // unless told to accept them.
+    let bitnami_check = charts.iter().any(|c| {
+        c.values
+            .pointer("/global/security/allowInsecureImages")
+            .is_some_and(Value::is_boolean)
+    });
+    if bitnami_check && !out.moved.is_empty() {
+        insert(
+            &mut out.values,
+            &["global", "security", "allowInsecureImages"].map(String::from),
+            Value::Bool(true),
+        );
+        out.remarks.push("global.security.allowInsecureImages: true, since the chart refuses images it does not recognise by name, and mirrored names are not recognised; the digests and tags are the chart's own".into());
+    }
     if split_used && any_global {
         insert(
             &mut out.values,
@@ -156,8 +195,16 @@ pub fn build(
 /// The keys to write at a site (`None`: the site itself) and whether the registry is
 /// written apart from the repository; `None` when the name is a template.
 #[allow(clippy::type_complexity)]
-fn rewrite(site: &Site, dst: &ImageRef) -> Option<(Vec<(Option<String>, Value)>, bool)> {
-    let full = format!("{}/{}", dst.registry, dst.repository);
+fn rewrite(
+    site: &Site,
+    dst: &ImageRef,
+    registry_elsewhere: bool,
+) -> Option<(Vec<(Option<String>, Value)>, bool)> {
+    let full = if registry_elsewhere {
+        dst.repository.clone()
+    } else {
+        format!("{}/{}", dst.registry, dst.repository)
+    };
     match &site.form {
         SiteForm::Whole(written) => {
             let (name, rest) = split_name(written);
@@ -175,10 +222,9 @@ fn rewrite(site: &Site, dst: &ImageRef) -> Option<(Vec<(Option<String>, Value)>,
             if repository.contains("{{") {
                 return None;
             }
-            let names_registry = repository
-                .split_once('/')
-                .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
-            if (*has_registry_key || *global_registry) && !names_registry {
+            if registry_elsewhere {
+                Some((vec![(Some(name_key.clone()), Value::String(full))], false))
+            } else if (*has_registry_key || *global_registry) && !names_registry(repository) {
                 let mut writes = vec![(
                     Some(name_key.clone()),
                     Value::String(dst.repository.clone()),
@@ -200,6 +246,69 @@ fn rewrite(site: &Site, dst: &ImageRef) -> Option<(Vec<(Option<String>, Value)>,
             }
         }
     }
+}
+
+/// Whether a written name starts with a registry host (`quay.io/x`, `localhost:5000/x`).
+fn names_registry(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
+}
+
+/// For a site that names no registry, the mirrored image the render made of it under a
+/// registry set elsewhere (same repository, tag and digest, another registry).
+fn implicit_registry<'a>(
+    site: &Site,
+    image: &ImageRef,
+    mirrored: &'a [ImageRef],
+) -> Option<&'a ImageRef> {
+    let written = match &site.form {
+        SiteForm::Whole(written) => split_name(written).0,
+        SiteForm::Map {
+            repository,
+            has_registry_key: false,
+            global_registry: false,
+            ..
+        } => repository.as_str(),
+        SiteForm::Map { .. } => return None,
+    };
+    if names_registry(written) {
+        return None;
+    }
+    // `nginx` reads as docker.io/library/nginx, but under another registry it is `nginx`.
+    mirrored.iter().find(|m| {
+        m.registry != image.registry
+            && (m.repository == image.repository || m.repository == written)
+            && m.tag == image.tag
+            && m.digest == image.digest
+    })
+}
+
+/// Paths of string values equal to `host` under keys that name a registry
+/// (`registry`, `imageRegistry`, `global.image.registry`).
+fn registry_keys(values: &Value, host: &str) -> Vec<Vec<Step>> {
+    fn walk(v: &Value, path: &mut Vec<Step>, host: &str, out: &mut Vec<Vec<Step>>) {
+        let Value::Object(map) = v else { return };
+        if path.len() > 16 {
+            return;
+        }
+        for (k, child) in map {
+            path.push(Step::Key(k.clone()));
+            match child {
+                Value::String(s)
+                    if s.trim().trim_end_matches('/') == host
+                        && k.to_ascii_lowercase().contains("registry") =>
+                {
+                    out.push(path.clone())
+                }
+                Value::Object(_) => walk(child, path, host, out),
+                _ => {}
+            }
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(values, &mut Vec::new(), host, &mut out);
+    out
 }
 
 /// A written reference split into its name and what follows it (`:tag`, `@digest`).
@@ -225,7 +334,13 @@ fn set(v: &mut Value, path: &[Step], value: Value) {
     let mut cur = v;
     for s in parents {
         let next = match s {
-            Step::Key(k) => cur.get_mut(k),
+            Step::Key(k) => match cur {
+                Value::Object(m) => Some(
+                    m.entry(k.clone())
+                        .or_insert_with(|| Value::Object(Map::new())),
+                ),
+                _ => None,
+            },
             Step::Index(i) => cur.get_mut(*i),
         };
         let Some(next) = next else { return };
@@ -276,6 +391,9 @@ pub fn to_yaml(
     ));
     if overlay.is_empty() {
         s.push_str("# It is empty: no image of this chart is set by its values.\n");
+    }
+    for r in &overlay.remarks {
+        s.push_str(&format!("# Also sets {r}.\n"));
     }
     if !not_relocatable.is_empty() {
         s.push_str(&format!(

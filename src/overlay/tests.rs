@@ -194,3 +194,55 @@ fn verification_sorts_the_render_by_where_images_come_from() {
     assert!(v.not_relocatable[0].reason.contains("did not mirror"));
     assert!(v.not_relocatable[2].reason.contains("hard-coded"));
 }
+
+#[test]
+fn a_registry_written_elsewhere_is_moved_where_it_is_written() {
+    // ingress-nginx: `controller.image.image` and `global.image.registry`, merged by the
+    // template; discovery sees the rendered image under registry.k8s.io.
+    let root = node(
+        "ingress-nginx",
+        json!({
+            "global": {"image": {"registry": "registry.k8s.io"}},
+            "controller": {"image": {"image": "ingress-nginx/controller", "tag": "v1.15.1", "digest": D}},
+        }),
+    );
+    let mirrored = refs(&[&format!(
+        "registry.k8s.io/ingress-nginx/controller:v1.15.1@{D}"
+    )]);
+    let target = TargetUrl::parse("mirror.example.com/ns").unwrap();
+    let o = build(&root, &json!({}), &mirrored, &target);
+    assert_eq!(
+        Value::Object(o.values),
+        json!({
+            "global": {"image": {"registry": "mirror.example.com"}},
+            "controller": {"image": {"image": "ns/ingress-nginx/controller"}},
+        })
+    );
+    assert_eq!(
+        o.moved[0].target,
+        format!("mirror.example.com/ns/ingress-nginx/controller:v1.15.1@{D}")
+    );
+}
+
+#[test]
+fn bitnami_charts_are_told_to_accept_the_mirrored_names() {
+    let root = node(
+        "redis",
+        json!({
+            "global": {"imageRegistry": "", "security": {"allowInsecureImages": false}},
+            "image": {"registry": "docker.io", "repository": "bitnami/redis", "tag": "8.2.1"},
+        }),
+    );
+    let o = build(
+        &root,
+        &json!({}),
+        &refs(&["docker.io/bitnami/redis:8.2.1"]),
+        &TargetUrl::parse("127.0.0.1:5000").unwrap(),
+    );
+    assert_eq!(o.values["global"]["security"]["allowInsecureImages"], true);
+    let text = to_yaml(&o, "redis", "23.1.1", None, &[]).unwrap();
+    assert!(
+        text.contains("# Also sets global.security.allowInsecureImages: true"),
+        "{text}"
+    );
+}

@@ -9,17 +9,37 @@ use std::collections::BTreeSet;
 use lazyoci::reference::ImageRef;
 use serde_json::Value;
 
-use crate::common::{World, charts, helm, oci, version_of, world};
+use crate::common::{Run, World, charts, helm, oci, version_of, world};
 
-fn config(w: &World, chart: &std::path::Path) -> std::path::PathBuf {
+/// A config mirroring the local chart `dir` (its directory name is the chart's name and key)
+/// at 1.0.0 under `<target>/mirror`.
+fn config(w: &World, dir: &std::path::Path) -> std::path::PathBuf {
+    let name = dir.file_name().unwrap().to_string_lossy();
     w.config(
         "mirror.yaml",
         &format!(
-            "target:\n  url: {}/mirror\n  insecure: true\nupstreams:\n  reloc:\n    type: local\n    path: {}\n    chart: reloc\n    versions: [\"1.0.0\"]\n",
+            "target:\n  url: {}/mirror\n  insecure: true\nupstreams:\n  {name}:\n    type: local\n    path: {}\n    chart: {name}\n    versions: [\"1.0.0\"]\n",
             w.dst.addr(),
-            chart.display()
+            dir.display()
         ),
     )
+}
+
+/// `lazyoci <command> -c <cfg> [--all] --overlays <dir> <extra…>`.
+fn with_overlays(
+    w: &World,
+    command: &str,
+    cfg: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec![command, "-c", cfg.to_str().unwrap()];
+    if command == "mirror" {
+        args.push("--all");
+    }
+    args.extend(["--overlays", dir.to_str().unwrap()]);
+    args.extend(extra);
+    w.run(&args)
 }
 
 /// The images `helm template` renders for `chart` with `values` files.
@@ -37,16 +57,7 @@ async fn helm_template_with_the_overlay_pulls_only_from_the_mirror() {
     let chart = charts::write_overlay_chart(&w.path("charts"), w.src_host(), &w.set).unwrap();
     let cfg = config(&w, &chart);
     let dir = w.path("overlays");
-    let run = w.run(&[
-        "mirror",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--all",
-        "-o",
-        "json",
-        "--overlays",
-        dir.to_str().unwrap(),
-    ]);
+    let run = with_overlays(&w, "mirror", &cfg, &dir, &["-o", "json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let v = version_of(&run.json(), "reloc", "1.0.0");
     let overlay = &v["overlay"];
@@ -146,14 +157,7 @@ async fn helm_template_with_the_overlay_pulls_only_from_the_mirror() {
 
     // The text summary says the same; a re-run writes nothing to the target.
     let writes = w.dst_writes().len();
-    let text = w.run(&[
-        "mirror",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--all",
-        "--overlays",
-        dir.to_str().unwrap(),
-    ]);
+    let text = with_overlays(&w, "mirror", &cfg, &dir, &[]);
     assert_eq!(text.code, 0, "{text:?}");
     assert!(
         text.stdout
@@ -208,17 +212,7 @@ async fn a_dry_run_writes_the_overlay_and_nothing_to_the_registry() {
     let chart = charts::write_overlay_chart(&w.path("charts"), w.src_host(), &w.set).unwrap();
     let cfg = config(&w, &chart);
     let dir = w.path("out/overlays");
-    let run = w.run(&[
-        "mirror",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--all",
-        "--dry-run",
-        "-o",
-        "json",
-        "--overlays",
-        dir.to_str().unwrap(),
-    ]);
+    let run = with_overlays(&w, "mirror", &cfg, &dir, &["--dry-run", "-o", "json"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(w.dst_writes().is_empty(), "the dry run wrote to the target");
     let text = std::fs::read_to_string(dir.join("reloc-1.0.0.values.yaml")).unwrap();
@@ -252,15 +246,7 @@ async fn a_dry_run_writes_the_overlay_and_nothing_to_the_registry() {
 
     // `lazyoci images --overlays` makes the same file, from discovery alone.
     let again = w.path("images-overlays");
-    let run = w.run(&[
-        "images",
-        "-c",
-        cfg.to_str().unwrap(),
-        "-o",
-        "json",
-        "--overlays",
-        again.to_str().unwrap(),
-    ]);
+    let run = with_overlays(&w, "images", &cfg, &again, &["-o", "json"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         std::fs::read_to_string(again.join("reloc-1.0.0.values.yaml")).unwrap(),
@@ -290,25 +276,9 @@ async fn a_chart_whose_values_name_no_image_still_mirrors_with_an_empty_overlay(
     );
     std::fs::write(&tpl, body).unwrap();
     std::fs::write(chart.join("values.yaml"), "replicas: 1\n").unwrap();
-    let cfg = w.config(
-        "mirror.yaml",
-        &format!(
-            "target:\n  url: {}/mirror\n  insecure: true\nupstreams:\n  plain:\n    type: local\n    path: {}\n    chart: plain\n    versions: [\"1.0.0\"]\n",
-            w.dst.addr(),
-            chart.display()
-        ),
-    );
+    let cfg = config(&w, &chart);
     let dir = w.path("overlays");
-    let run = w.run(&[
-        "mirror",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--all",
-        "-o",
-        "json",
-        "--overlays",
-        dir.to_str().unwrap(),
-    ]);
+    let run = with_overlays(&w, "mirror", &cfg, &dir, &["-o", "json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let v = version_of(&run.json(), "plain", "1.0.0");
     assert_eq!(v["imagesCopied"], 1);
@@ -352,24 +322,9 @@ async fn an_overlay_past_the_configmap_limit_fails_its_version_and_is_not_trunca
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\nspec:\n  containers:\n  {{- range .Values.sidecars }}\n  - name: {{ .name }}\n    image: {{ .image }}\n  {{- end }}\n",
     )
     .unwrap();
-    let cfg = w.config(
-        "mirror.yaml",
-        &format!(
-            "target:\n  url: {}/mirror\n  insecure: true\nupstreams:\n  big:\n    type: local\n    path: {}\n    chart: big\n    versions: [\"1.0.0\"]\n",
-            w.dst.addr(),
-            dir.display()
-        ),
-    );
+    let cfg = config(&w, &dir);
     let out = w.path("overlays");
-    let run = w.run(&[
-        "images",
-        "-c",
-        cfg.to_str().unwrap(),
-        "-o",
-        "json",
-        "--overlays",
-        out.to_str().unwrap(),
-    ]);
+    let run = with_overlays(&w, "images", &cfg, &out, &["-o", "json"]);
     assert_eq!(run.code, 1, "{run:?}");
     let o = &run.json()["charts"][0]["versions"][0]["overlay"];
     let error = o["error"].as_str().unwrap();
