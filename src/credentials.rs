@@ -1,8 +1,12 @@
 //! Registry credentials, resolved per registry host. Reads files and runs credential helpers.
 //!
-//! The CLI chain is: `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`) —
-//! `credHelpers[host]`, then `auths[host]`, then `credsStore` — then Helm's registry config
+//! The CLI chain is: `$REGISTRY_AUTH_FILE` (podman and skopeo's auth.json), then
+//! `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`) — `credHelpers[host]`, then
+//! `auths[host]`, then `credsStore` — then Helm's registry config
 //! (`~/.config/helm/registry/config.json`, `$HELM_REGISTRY_CONFIG`), then anonymous.
+//! Identity tokens (`identitytoken`, a helper's `<token>` user) are kept as a credential
+//! whose user is [`IDENTITY_TOKEN_USER`]; the registry client trades them for access
+//! tokens with the OAuth2 refresh flow.
 //! The operator uses [`StaticCredentials`] built from Kubernetes Secrets, whose
 //! `credHelpers` are never honoured (a Secret must not be able to run programs).
 
@@ -13,6 +17,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
+
+/// The user name docker uses for an identity-token login; the password is the token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// A username and password (or token) for one registry host. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,6 +69,43 @@ pub trait CredentialSource: Send + Sync + fmt::Debug {
         &self,
         host: &str,
     ) -> futures::future::BoxFuture<'_, Result<Option<Credential>, CredentialError>>;
+
+    /// Where credentials for `host` come from, for messages (never the secret).
+    fn origin(&self, _host: &str) -> String {
+        "the docker credential chain".into()
+    }
+}
+
+/// Per-host credentials that take precedence over another source (the `auth` of OCI
+/// upstreams, identity tokens), each with a description of where it came from.
+#[derive(Debug)]
+pub struct Overrides {
+    /// Host → (credential, origin).
+    pub hosts: HashMap<String, (Credential, String)>,
+    /// Everything else.
+    pub then: std::sync::Arc<dyn CredentialSource>,
+}
+
+impl CredentialSource for Overrides {
+    fn get(
+        &self,
+        host: &str,
+    ) -> futures::future::BoxFuture<'_, Result<Option<Credential>, CredentialError>> {
+        match self.hosts.get(host) {
+            Some((c, _)) => {
+                let c = c.clone();
+                Box::pin(async move { Ok(Some(c)) })
+            }
+            None => self.then.get(host),
+        }
+    }
+
+    fn origin(&self, host: &str) -> String {
+        match self.hosts.get(host) {
+            Some((_, o)) => o.clone(),
+            None => self.then.origin(host),
+        }
+    }
 }
 
 /// The same credential lookup keys docker uses for a host.
@@ -112,6 +156,12 @@ struct AuthEntry {
 
 impl AuthEntry {
     fn credential(&self) -> Option<Credential> {
+        if let Some(t) = self.identity_token.as_deref().filter(|t| !t.is_empty()) {
+            return Some(Credential {
+                username: IDENTITY_TOKEN_USER.into(),
+                password: t.to_string(),
+            });
+        }
         if let (Some(u), Some(p)) = (&self.username, &self.password)
             && !u.is_empty()
         {
@@ -181,11 +231,16 @@ impl CredentialSource for StaticCredentials {
         let found = host_keys(host).iter().find_map(|k| self.0.get(k)).cloned();
         Box::pin(async move { Ok(found) })
     }
+
+    fn origin(&self, _host: &str) -> String {
+        "the referenced Secrets".into()
+    }
 }
 
 /// The CLI's credential chain: docker config (with helpers), then Helm's registry config.
 #[derive(Debug, Clone)]
 pub struct DockerCredentials {
+    auth_file: Option<PathBuf>,
     docker_config: Option<PathBuf>,
     helm_config: Option<PathBuf>,
     helper_timeout: Duration,
@@ -201,6 +256,9 @@ impl DockerCredentials {
             .map(PathBuf::from)
             .or_else(|| dirs::config_dir().map(|c| c.join("helm/registry/config.json")));
         DockerCredentials {
+            auth_file: std::env::var_os("REGISTRY_AUTH_FILE")
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
             docker_config,
             helm_config,
             helper_timeout: Duration::from_secs(30),
@@ -210,6 +268,7 @@ impl DockerCredentials {
     /// Use explicit files (tests).
     pub fn with_files(docker_config: Option<PathBuf>, helm_config: Option<PathBuf>) -> Self {
         DockerCredentials {
+            auth_file: None,
             docker_config,
             helm_config,
             helper_timeout: Duration::from_secs(30),
@@ -237,6 +296,19 @@ impl DockerCredentials {
     }
 
     async fn resolve(&self, host: &str) -> Result<Option<Credential>, CredentialError> {
+        if let Some(file) = &self.auth_file {
+            // An explicitly named auth file must exist (podman and skopeo agree).
+            let cfg =
+                Self::read(&self.auth_file)
+                    .await?
+                    .ok_or_else(|| CredentialError::BadFile {
+                        file: file.clone(),
+                        reason: "REGISTRY_AUTH_FILE names a file that does not exist".into(),
+                    })?;
+            if let Some(c) = lookup(&cfg.auths, host).and_then(AuthEntry::credential) {
+                return Ok(Some(c));
+            }
+        }
         if let Some(cfg) = Self::read(&self.docker_config).await? {
             let helper = host_keys(host)
                 .iter()
@@ -245,16 +317,8 @@ impl DockerCredentials {
             if let Some(helper) = helper {
                 return run_helper(&helper, host, self.helper_timeout).await;
             }
-            if let Some(entry) = lookup(&cfg.auths, host) {
-                if entry.identity_token.is_some() && entry.credential().is_none() {
-                    tracing::warn!(
-                        host,
-                        "identity-token logins are not supported; using anonymous access"
-                    );
-                }
-                if let Some(c) = entry.credential() {
-                    return Ok(Some(c));
-                }
+            if let Some(c) = lookup(&cfg.auths, host).and_then(AuthEntry::credential) {
+                return Ok(Some(c));
             }
             if let Some(store) = cfg.creds_store.filter(|s| !s.is_empty())
                 && let Some(c) = run_helper(&store, host, self.helper_timeout).await?
@@ -278,6 +342,23 @@ impl CredentialSource for DockerCredentials {
     ) -> futures::future::BoxFuture<'_, Result<Option<Credential>, CredentialError>> {
         let host = host.to_string();
         Box::pin(async move { self.resolve(&host).await })
+    }
+
+    fn origin(&self, host: &str) -> String {
+        let mut files: Vec<String> = Vec::new();
+        if let Some(f) = &self.auth_file {
+            files.push(format!("REGISTRY_AUTH_FILE {}", f.display()));
+        }
+        if let Some(f) = &self.docker_config {
+            files.push(f.display().to_string());
+        }
+        if let Some(f) = &self.helm_config {
+            files.push(f.display().to_string());
+        }
+        format!(
+            "the login for {host} in {} (`docker login {host}`)",
+            files.join(", ")
+        )
     }
 }
 
@@ -340,13 +421,6 @@ async fn run_helper(
     }
     let parsed: HelperOut =
         serde_json::from_slice(&out.stdout).map_err(|e| fail(format!("unreadable answer: {e}")))?;
-    if parsed.username == "<token>" {
-        tracing::warn!(
-            host,
-            "identity-token logins are not supported; using anonymous access"
-        );
-        return Ok(None);
-    }
     Ok(Some(Credential {
         username: parsed.username,
         password: parsed.secret,

@@ -10,6 +10,7 @@
 //! [`registry`] (copy registry to registry) → [`overlay`] (values that point installs at the
 //! mirror, verified by a second render). [`pipeline`] strings them together.
 
+pub mod access;
 pub mod chart;
 pub mod cli;
 pub mod config;

@@ -9,8 +9,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod access;
 mod checks;
 mod images;
+pub use access::{AUTH_KEYS, AuthSpec};
 pub use checks::{OciLocation, TargetUrl, check_version, parse_duration, version_tag};
 use checks::{check_repo_path, check_repo_url, valid_chart_name};
 pub use images::{DiscoverySource, ImagesSpec, render_problems};
@@ -157,9 +159,22 @@ pub struct UpstreamSpec {
     /// in the version string (`^0\\.29\\.0-`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
-    /// Secret with credentials for this upstream (operator).
+    /// Secret with credentials for this upstream (operator): for `type: repo`, Flux's
+    /// HelmRepository format (`username` and `password`, or `bearerToken`; optionally
+    /// `tls.crt`, `tls.key`, `ca.crt`); for `type: oci`, a `kubernetes.io/dockerconfigjson`
+    /// Secret or `username` and `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
+    /// Secret with `ca.crt` and/or `tls.crt` + `tls.key` (a client certificate) for this
+    /// upstream only (operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<LocalObjectReference>,
+    /// Credentials and TLS files from the environment or files (mirror.yaml only; never part
+    /// of the ChartMirror resource, whose `secretRef` does this job).
+    /// (Never deserialized from a ChartMirror, so absent from its schema.)
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub auth: Option<AuthSpec>,
     /// Values for rendering (like a values.yaml), merged over `valuesFiles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "images::values_schema")]
@@ -228,6 +243,8 @@ pub enum Field {
     Spec(&'static str),
     /// A field of `images`: the global one (`None`) or an upstream's.
     Images(Option<usize>, &'static str),
+    /// A field of an upstream's `auth` (camelCase name).
+    Auth(usize, &'static str),
 }
 
 /// A semantic problem found in a spec.
@@ -316,6 +333,17 @@ impl ChartMirrorSpec {
             if let Some(images) = &u.images {
                 for (f, m) in images.problems() {
                     push(Field::Images(Some(i), f), m);
+                }
+            }
+            if let Some(auth) = &u.auth {
+                if u.source_type == SourceType::Local {
+                    push(
+                        Field::Upstream(i, "auth"),
+                        "not used with type=local (a local chart needs no credentials)".into(),
+                    );
+                }
+                for (f, m) in auth.problems() {
+                    push(Field::Auth(i, f), m);
                 }
             }
         }

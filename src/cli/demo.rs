@@ -103,7 +103,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         insecure_hosts: [src.addr().to_string(), dst.addr().to_string()].into(),
         ..Default::default()
     };
-    let env = cli_env(opts, None, artifact_dir).map_err(anyhow::Error::msg)?;
+    let env = cli_env(opts, None, Default::default(), artifact_dir).map_err(anyhow::Error::msg)?;
 
     say(&format!(
         "$ lazyoci mirror --config mirror.yaml --all --insecure-registry {}\n",

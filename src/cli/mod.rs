@@ -235,6 +235,11 @@ pub struct SharedArgs {
     /// Extra CA certificates (PEM) to trust for registries and Helm repositories.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Helm's repositories.yaml (what `helm repo add` writes): the entry whose URL equals a
+    /// `type: repo` upstream's `repo` supplies its credentials and TLS files, unless the
+    /// upstream has an `auth` block.
+    #[arg(long, value_name = "FILE", env = "HELM_REPOSITORY_CONFIG")]
+    pub repository_config: Option<PathBuf>,
     /// Plain-HTTP source registries.
     #[command(flatten)]
     pub insecure: InsecureRegistries,
@@ -263,7 +268,13 @@ impl SharedArgs {
             .artifact_dir
             .clone()
             .unwrap_or_else(default_artifact_dir);
-        let env = cli_env(opts, self.ca_file.as_ref(), artifact_dir)?;
+        let repositories = self
+            .repository_config
+            .as_deref()
+            .map(crate::access::repositories::RepositoryConfig::load)
+            .transpose()?;
+        let access = crate::access::for_cli(&req.spec, repositories.as_ref())?;
+        let env = cli_env(opts, self.ca_file.as_ref(), access, artifact_dir)?;
         Ok(if self.no_cache {
             env.without_caches()
         } else {
@@ -325,6 +336,7 @@ fn parse_pause(s: &str) -> Result<Duration, String> {
 pub fn cli_env(
     mut opts: RegistryOptions,
     ca_file: Option<&PathBuf>,
+    access: crate::access::AccessMap,
     artifact_dir: PathBuf,
 ) -> Result<Env, String> {
     if let Some(f) = ca_file {
@@ -332,9 +344,10 @@ pub fn cli_env(
             std::fs::read(f).map_err(|e| format!("cannot read --ca-file {}: {e}", f.display()))?;
         opts.extra_ca_pem.push(pem);
     }
-    Env::new(
+    Env::with_access(
         opts,
         Arc::new(DockerCredentials::from_env()),
+        access,
         helm_from_env(),
         artifact_dir,
     )

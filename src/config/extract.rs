@@ -5,8 +5,8 @@ use super::yaml::{Node, Pos, Value};
 use super::{ConfigForm, Problem};
 use crate::result::MovedTag;
 use crate::spec::{
-    ChartMirrorSpec, DiscoverySource, Field, ImagesSpec, LocalObjectReference, SourceType,
-    TargetSpec, UpstreamSpec,
+    AUTH_KEYS, AuthSpec, ChartMirrorSpec, DiscoverySource, Field, ImagesSpec, LocalObjectReference,
+    SourceType, TargetSpec, UpstreamSpec,
 };
 
 #[derive(Default)]
@@ -35,6 +35,7 @@ const MIRROR_UPSTREAM_KEYS: &[&str] = &[
     "kube-version",
     "api-versions",
     "images",
+    "auth",
 ];
 const IMAGES_KEYS: &[&str] = &["sources", "extra", "exclude"];
 const CRD_SPEC_KEYS: &[&str] = &[
@@ -72,6 +73,7 @@ const CRD_UPSTREAM_KEYS: &[&str] = &[
     "prereleases",
     "exclude",
     "secretRef",
+    "certSecretRef",
     "values",
     "valuesFiles",
     "kubeVersion",
@@ -235,6 +237,66 @@ impl Extract {
         }
     }
 
+    /// `auth` of a mirror.yaml upstream; each key camelCase (as in the ChartMirror docs) or
+    /// kebab-case (as the rest of mirror.yaml).
+    fn auth(&mut self, entries: &[(String, Node)], path: &str) -> Option<AuthSpec> {
+        let node = find(entries, "auth")?;
+        let at = join(path, "auth");
+        if node.is_null() {
+            return None;
+        }
+        let map = self.map(node, &at)?;
+        let kebabs: Vec<String> = AUTH_KEYS.iter().map(|k| kebab(k)).collect();
+        let mut allowed: Vec<&str> = AUTH_KEYS.to_vec();
+        allowed.extend(kebabs.iter().map(String::as_str));
+        for (k, v) in map {
+            if matches!(k.as_str(), "password" | "token") {
+                self.problem(
+                    join(&at, k),
+                    v.pos,
+                    format!(
+                        "a secret is never written in the config: use {k}Env (an environment variable) or {k}File (a file, relative to the config)"
+                    ),
+                );
+            }
+        }
+        let known: Vec<(String, Node)> = map
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "password" | "token"))
+            .cloned()
+            .collect();
+        self.unknown_keys(&known, &allowed, &at);
+        let get = |x: &mut Self, key: &str| -> Option<String> {
+            let k = kebab(key);
+            if k != key && find(map, key).is_some() && find(map, &k).is_some() {
+                x.problem(
+                    join(&at, &k),
+                    find(map, &k).map_or(node.pos, |n| n.pos),
+                    format!("{key} is set twice (as {key} and {k})"),
+                );
+            }
+            let spelled = if find(map, key).is_some() { key } else { &k };
+            x.opt_string(map, spelled, &at)
+        };
+        let pass_key = if find(map, "passCredentials").is_some() {
+            "passCredentials"
+        } else {
+            "pass-credentials"
+        };
+        Some(AuthSpec {
+            username: get(self, "username"),
+            username_env: get(self, "usernameEnv"),
+            password_env: get(self, "passwordEnv"),
+            password_file: get(self, "passwordFile"),
+            token_env: get(self, "tokenEnv"),
+            token_file: get(self, "tokenFile"),
+            cert_file: get(self, "certFile"),
+            key_file: get(self, "keyFile"),
+            ca_file: get(self, "caFile"),
+            pass_credentials: self.boolean(map, pass_key, &at),
+        })
+    }
+
     fn upstream(
         &mut self,
         name: String,
@@ -243,8 +305,13 @@ impl Extract {
         crd: bool,
     ) -> Option<UpstreamSpec> {
         let entries = self.map(node, path)?;
+        let others: Vec<(String, Node)> = entries
+            .iter()
+            .filter(|(k, _)| !(crd && k == "auth"))
+            .cloned()
+            .collect();
         self.unknown_keys(
-            entries,
+            &others,
             if crd {
                 CRD_UPSTREAM_KEYS
             } else {
@@ -252,6 +319,13 @@ impl Extract {
             },
             path,
         );
+        if crd && let Some(n) = find(entries, "auth") {
+            self.problem(
+                join(path, "auth"),
+                n.pos,
+                "auth is a mirror.yaml key; a ChartMirror takes secretRef (a Secret: username/password or bearerToken, tls.crt/tls.key/ca.crt) and certSecretRef",
+            );
+        }
         let source_type = self.source_type(entries, path, node.pos);
         let chart = match find(entries, "chart") {
             Some(n) => self.string(n, &join(path, "chart")).unwrap_or_default(),
@@ -293,6 +367,12 @@ impl Extract {
             } else {
                 None
             },
+            cert_secret_ref: if crd {
+                self.secret_ref(entries, "certSecretRef", path)
+            } else {
+                None
+            },
+            auth: if crd { None } else { self.auth(entries, path) },
             values: self.values(entries, path),
             values_files: self.string_list(
                 entries,
@@ -575,6 +655,22 @@ impl Extract {
                     format!("upstreams.{key}.{}", name(f))
                 };
                 (path, line_of(node, &name(f)))
+            }
+            Field::Auth(i, f) => {
+                let (key, node) = self.upstream_node(*i);
+                let auth = node.and_then(|n| n.get("auth"));
+                let spelled =
+                    if auth.is_some_and(|a| a.get(f).is_none() && a.get(&kebab(f)).is_some()) {
+                        kebab(f)
+                    } else {
+                        f.to_string()
+                    };
+                let path = if crd {
+                    format!("spec.upstreams[{i}].auth.{spelled}")
+                } else {
+                    format!("upstreams.{key}.auth.{spelled}")
+                };
+                (path, line_of(auth, &spelled))
             }
             Field::Images(upstream, f) => {
                 let (path, node) = match upstream {

@@ -243,6 +243,23 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
             }
         }
     }
+    // Credentials and TLS files are read now, so that a missing variable or an unreadable
+    // file stops the run before any request (and is read again when the run starts).
+    for (i, u) in spec.upstreams.iter_mut().enumerate() {
+        let Some(auth) = u.auth.as_mut() else {
+            continue;
+        };
+        for (_, file) in auth.files_mut() {
+            if let Some(f) = file.as_mut() {
+                *f = resolve(base, f).to_string_lossy().into_owned();
+            }
+        }
+        if let Err(problems) = crate::access::resolve(auth, "") {
+            for (field, message) in problems {
+                x.problem_at(&Field::Auth(i, field), form, message);
+            }
+        }
+    }
     x.problems.sort_by_key(|p| p.line);
     if x.problems.is_empty() {
         Ok((spec, form))

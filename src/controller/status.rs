@@ -24,6 +24,7 @@ pub fn describe(p: &SpecProblem) -> String {
         Field::Upstream(i, f) => format!("spec.upstreams[{i}].{f}"),
         Field::Images(None, f) => format!("spec.images.{f}"),
         Field::Images(Some(i), f) => format!("spec.upstreams[{i}].images.{f}"),
+        Field::Auth(i, f) => format!("spec.upstreams[{i}].auth.{f}"),
     };
     format!("{path}: {}", p.message)
 }

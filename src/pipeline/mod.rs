@@ -98,6 +98,8 @@ pub struct Env {
     pub registries: Arc<Registries>,
     /// HTTP client for Helm repositories.
     pub http: reqwest::Client,
+    /// Helm repositories reached with their own credentials and TLS material, by URL.
+    pub repo_access: Arc<HashMap<String, crate::source::repo::RepoAccess>>,
     /// helm.
     pub renderer: Renderer,
     /// Chart archive cache.
@@ -129,24 +131,58 @@ impl Env {
         helm: std::path::PathBuf,
         artifact_dir: std::path::PathBuf,
     ) -> Result<Env, RegistryError> {
+        Self::with_access(
+            opts,
+            credentials,
+            crate::access::AccessMap::default(),
+            helm,
+            artifact_dir,
+        )
+    }
+
+    /// [`Env::new`], reaching the sources in `access` with their own credentials and TLS
+    /// material: Helm repositories by URL, OCI registries by host (ahead of `credentials`).
+    pub fn with_access(
+        mut opts: crate::registry::RegistryOptions,
+        credentials: Arc<dyn crate::credentials::CredentialSource>,
+        access: crate::access::AccessMap,
+        helm: std::path::PathBuf,
+        artifact_dir: std::path::PathBuf,
+    ) -> Result<Env, RegistryError> {
+        let mut hosts = HashMap::new();
+        for (host, a) in &access.hosts {
+            if let Some(c) = &a.credential {
+                hosts.insert(host.clone(), (c.registry_credential(), a.origin.clone()));
+            }
+            if a.ca_pem.is_some() || a.identity_pem.is_some() {
+                opts.host_tls.insert(
+                    host.clone(),
+                    crate::registry::HostTls {
+                        ca_pem: a.ca_pem.clone(),
+                        identity_pem: a.identity_pem.clone(),
+                    },
+                );
+            }
+        }
+        let credentials: Arc<dyn crate::credentials::CredentialSource> = if hosts.is_empty() {
+            credentials
+        } else {
+            Arc::new(crate::credentials::Overrides {
+                hosts,
+                then: credentials,
+            })
+        };
         // Registries::new checks the CA bundles first and names what is wrong with them.
         let pems = opts.extra_ca_pem.clone();
         let registries = Registries::new(opts, credentials)?;
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")));
-        for pem in &pems {
-            for c in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| RegistryError::Setup(e.to_string()))?
-            {
-                http = http.add_root_certificate(c);
-            }
-        }
+        let cas: Vec<&[u8]> = pems.iter().map(Vec::as_slice).collect();
+        let http = crate::source::repo::http_client(&cas, None).map_err(RegistryError::Setup)?;
+        let repo_access =
+            crate::source::repo::repo_access(&access, &pems).map_err(RegistryError::Setup)?;
         Ok(Env {
             registries: Arc::new(registries),
-            http: http
-                .build()
-                .map_err(|e| RegistryError::Setup(e.to_string()))?,
+            http,
+            repo_access: Arc::new(repo_access),
             renderer: Renderer::new(
                 helm,
                 artifact_dir.join("tmp"),
@@ -201,7 +237,8 @@ async fn start(
     env.registries.cancel_pauses_with(cancel.clone());
     Ok((
         target,
-        RepoSource::new(env.http.clone(), env.timeout, env.index_cache.clone()),
+        RepoSource::new(env.http.clone(), env.timeout, env.index_cache.clone())
+            .with_access(env.repo_access.clone()),
         helm,
     ))
 }

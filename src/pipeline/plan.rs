@@ -69,6 +69,7 @@ pub fn validate(req: &MirrorRequest) -> Result<TargetUrl, PipelineError> {
                 Field::Upstream(i, f) => format!("upstreams[{}].{f}", name(i)),
                 Field::Images(None, f) => format!("images.{f}"),
                 Field::Images(Some(i), f) => format!("upstreams[{}].images.{f}", name(i)),
+                Field::Auth(i, f) => format!("upstreams[{}].auth.{f}", name(i)),
             };
             format!("  - {field}: {}", p.message)
         })

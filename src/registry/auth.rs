@@ -51,8 +51,15 @@ pub(super) struct AuthState {
     pub(super) tokens: HashMap<Scope, (String, Instant)>,
 }
 
-/// A client for one registry host.
 impl RegistryClient {
+    /// The refresh token, when the credential is an identity-token login.
+    fn identity_token(&self) -> Option<&str> {
+        self.credential
+            .as_ref()
+            .filter(|c| c.username == crate::credentials::IDENTITY_TOKEN_USER)
+            .map(|c| c.password.as_str())
+    }
+
     pub(super) async fn auth_header(&self, scope: &Scope) -> Option<HeaderValue> {
         let state = self.auth.lock().await;
         if let Some((token, until)) = state.tokens.get(scope)
@@ -87,6 +94,14 @@ impl RegistryClient {
                         self.host
                     )));
                 }
+                if self.identity_token().is_some() {
+                    return Err(auth_err(format!(
+                        "the registry asks for basic auth, but the credential is an identity token (from {}); log in with a user name and password",
+                        self.credential_origin
+                            .as_deref()
+                            .unwrap_or("the docker config")
+                    )));
+                }
                 self.auth.lock().await.basic = true;
                 Ok(())
             }
@@ -105,22 +120,49 @@ impl RegistryClient {
                         q.append_pair("scope", &s);
                     }
                 }
-                let mut req = self
-                    .http
-                    .get(url.clone())
-                    .timeout(self.opts.request_timeout);
                 // Credentials go to the realm only over TLS, or to the registry's own host.
                 let realm_host = url.host_str().map(|h| match url.port() {
                     Some(p) => format!("{h}:{p}"),
                     None => h.to_string(),
                 });
                 let same_host = realm_host.as_deref() == Some(api_host(&self.host));
-                if let Some(c) = &self.credential
-                    && (url.scheme() == "https" || same_host)
-                    && let Some(h) = basic_header(c)
-                {
-                    req = req.header(AUTHORIZATION, h);
-                }
+                let may_send = url.scheme() == "https" || same_host;
+                let mut req = match self.identity_token().filter(|_| may_send) {
+                    // OAuth2 refresh flow (docker's identity-token logins): POST the refresh
+                    // token, receive an access token.
+                    Some(refresh) => {
+                        let mut form = url::form_urlencoded::Serializer::new(String::new());
+                        form.append_pair("grant_type", "refresh_token");
+                        form.append_pair("refresh_token", refresh);
+                        form.append_pair("client_id", "lazyoci");
+                        if let Some(service) = params.get("service") {
+                            form.append_pair("service", service);
+                        }
+                        for s in scope.params() {
+                            form.append_pair("scope", &s);
+                        }
+                        let mut base = url.clone();
+                        base.set_query(None);
+                        self.http
+                            .post(base)
+                            .header(
+                                reqwest::header::CONTENT_TYPE,
+                                "application/x-www-form-urlencoded",
+                            )
+                            .body(form.finish())
+                    }
+                    None => {
+                        let mut req = self.http.get(url.clone());
+                        if let Some(c) = &self.credential
+                            && may_send
+                            && let Some(h) = basic_header(c)
+                        {
+                            req = req.header(AUTHORIZATION, h);
+                        }
+                        req
+                    }
+                };
+                req = req.timeout(self.opts.request_timeout);
                 let resp = req
                     .send()
                     .await
@@ -134,9 +176,9 @@ impl RegistryClient {
                     return Err(auth_err(
                         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                             format!(
-                                "the token service refused the credentials (HTTP {}); check `docker login {}`",
+                                "the token service refused the credentials (HTTP {}); {}",
                                 status.as_u16(),
-                                self.host
+                                self.check_credentials_hint()
                             )
                         } else {
                             format!("token service answered HTTP {}", status.as_u16())

@@ -31,6 +31,8 @@ pub struct RegistryClient {
     pub(super) base: String,
     pub(super) http: reqwest::Client,
     pub(super) credential: Option<Credential>,
+    /// Where `credential` came from, for messages.
+    pub(super) credential_origin: Option<String>,
     pub(super) auth: Mutex<AuthState>,
     pub(super) opts: Arc<RegistryOptions>,
     pub(super) pauses: Arc<Pauses>,
@@ -74,10 +76,22 @@ impl RegistryClient {
             base: format!("{scheme}://{}", api_host(host)),
             http,
             credential,
+            credential_origin: None,
             auth: Mutex::new(AuthState::default()),
             opts,
             pauses,
             referrers_api: Mutex::new(None),
+        }
+    }
+
+    /// What to check after a refusal: the credentials used and where they came from.
+    pub(super) fn check_credentials_hint(&self) -> String {
+        match &self.credential_origin {
+            Some(o) => format!("check the credentials for {} (from {o})", self.host),
+            None => format!(
+                "no credentials were sent; log in to {} (`docker login {}`) or set the upstream's auth",
+                self.host, self.host
+            ),
         }
     }
 
@@ -167,13 +181,12 @@ impl RegistryClient {
                         return Err(RegistryError::Auth {
                             host: self.host.clone(),
                             reason: format!(
-                                "{} {} was refused (HTTP {}{}); check the credentials for {} (`docker login {}`)",
+                                "{} {} was refused (HTTP {}{}); {}",
                                 method,
                                 strip_query(url).trim_start_matches(&self.base),
                                 status.as_u16(),
                                 error_detail(&body),
-                                self.host,
-                                self.host
+                                self.check_credentials_hint()
                             ),
                         });
                     }

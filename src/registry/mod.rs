@@ -49,6 +49,18 @@ pub struct RegistryOptions {
     /// `RateLimit-Remaining: 0`, or a 429 carrying rate-limit headers) before such answers
     /// count as failed attempts.
     pub rate_limit_max_pause: Duration,
+    /// TLS material for particular hosts (a source's own CA, a client certificate), on
+    /// top of `extra_ca_pem`.
+    pub host_tls: HashMap<String, HostTls>,
+}
+
+/// TLS material for one registry host.
+#[derive(Clone, Debug, Default)]
+pub struct HostTls {
+    /// CA certificates (PEM) trusted for this host only.
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate and its key (PEM, concatenated).
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 /// Request retries when nothing else is configured.
@@ -67,6 +79,7 @@ impl Default for RegistryOptions {
             observer: None,
             per_host_copies: None,
             rate_limit_max_pause: Duration::from_secs(600),
+            host_tls: HashMap::new(),
         }
     }
 }
@@ -170,6 +183,43 @@ impl RegistryError {
     }
 }
 
+/// The registry HTTP client: no redirects followed (credentials must not follow a blob
+/// redirect), the options' timeouts and CAs, plus `tls` for one host.
+fn http_client(
+    opts: &RegistryOptions,
+    tls: Option<&HostTls>,
+) -> Result<reqwest::Client, RegistryError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.request_timeout)
+        .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(32);
+    let own_ca = tls.and_then(|t| t.ca_pem.as_ref());
+    for pem in opts.extra_ca_pem.iter().chain(own_ca) {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            RegistryError::Setup(format!("the CA file is not a PEM certificate bundle: {e}"))
+        })?;
+        if certs.is_empty() {
+            return Err(RegistryError::Setup(
+                "the CA file holds no PEM certificate".into(),
+            ));
+        }
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    if let Some(id) = tls.and_then(|t| t.identity_pem.as_ref()) {
+        let identity = reqwest::Identity::from_pem(id).map_err(|e| {
+            RegistryError::Setup(format!("the client certificate cannot be used: {e}"))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| RegistryError::Setup(e.to_string()))
+}
+
 /// One [`RegistryClient`] per registry host, created on first use with that host's credentials.
 pub struct Registries {
     blobs: copy::BlobIndex,
@@ -178,6 +228,7 @@ pub struct Registries {
     opts: Arc<RegistryOptions>,
     credentials: Arc<dyn CredentialSource>,
     http: reqwest::Client,
+    host_http: HashMap<String, reqwest::Client>,
     clients: tokio::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
 }
 
@@ -188,33 +239,19 @@ impl std::fmt::Debug for Registries {
 }
 
 impl Registries {
-    /// Build the shared HTTP client. Fails on an unusable CA certificate.
+    /// Build the shared HTTP client (and one per host with its own TLS material). Fails on
+    /// an unusable CA certificate or client certificate.
     pub fn new(
         opts: RegistryOptions,
         credentials: Arc<dyn CredentialSource>,
     ) -> Result<Self, RegistryError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(opts.connect_timeout)
-            .read_timeout(opts.request_timeout)
-            .user_agent(concat!("lazyoci/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(32);
-        for pem in &opts.extra_ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                RegistryError::Setup(format!("the CA file is not a PEM certificate bundle: {e}"))
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Setup(
-                    "the CA file holds no PEM certificate".into(),
-                ));
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
+        let http = http_client(&opts, None)?;
+        let mut host_http = HashMap::new();
+        for (host, tls) in &opts.host_tls {
+            let c = http_client(&opts, Some(tls))
+                .map_err(|e| RegistryError::Setup(format!("{host}: {e}")))?;
+            host_http.insert(host.clone(), c);
         }
-        let http = builder
-            .build()
-            .map_err(|e| RegistryError::Setup(e.to_string()))?;
         Ok(Registries {
             blobs: copy::BlobIndex::default(),
             pauses: Arc::default(),
@@ -222,6 +259,7 @@ impl Registries {
             opts: Arc::new(opts),
             credentials,
             http,
+            host_http,
             clients: Default::default(),
         })
     }
@@ -233,13 +271,17 @@ impl Registries {
             return Ok(c.clone());
         }
         let credential = self.credentials.get(host).await?;
-        let c = Arc::new(RegistryClient::new(
+        let mut client = RegistryClient::new(
             host,
-            self.http.clone(),
+            self.host_http.get(host).unwrap_or(&self.http).clone(),
             credential,
             self.opts.clone(),
             self.pauses.clone(),
-        ));
+        );
+        if client.credential.is_some() {
+            client.credential_origin = Some(self.credentials.origin(host));
+        }
+        let c = Arc::new(client);
         clients.insert(host.to_string(), c.clone());
         Ok(c)
     }

@@ -1,18 +1,62 @@
-//! A classic Helm repository served over HTTP from a directory (index.yaml and archives),
-//! recording every request path. Files carry an `ETag` (their digest); a request whose
-//! `If-None-Match` matches gets `304 Not Modified`, as from real repositories.
+//! A classic Helm repository served from a directory (index.yaml and archives), over HTTP
+//! or HTTPS, optionally demanding basic auth, a bearer token or a client certificate;
+//! recording every request path and its `Authorization` header. Files carry an `ETag`
+//! (their digest); a request whose `If-None-Match` matches gets `304 Not Modified`, as from
+//! real repositories.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+
+/// What the repository demands of a request.
+#[derive(Clone, Debug, Default)]
+pub enum RepoAuth {
+    /// Nothing.
+    #[default]
+    None,
+    /// HTTP basic auth with this user and password.
+    Basic(String, String),
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+}
+
+/// TLS for the repository: its certificate, and a CA whose client certificates it demands.
+#[derive(Clone, Debug)]
+pub struct RepoTls {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// When set, every connection must present a client certificate this CA signed.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Options for [`HelmRepo::serve_with`].
+#[derive(Clone, Debug, Default)]
+pub struct RepoOptions {
+    /// Credentials demanded.
+    pub auth: RepoAuth,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<RepoTls>,
+}
+
+/// One request the repository answered.
+#[derive(Clone, Debug)]
+pub struct RepoRequest {
+    /// Path below `/`.
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
 
 #[derive(Clone)]
 struct Shared {
     dir: PathBuf,
-    requests: Arc<Mutex<Vec<String>>>,
+    auth: RepoAuth,
+    requests: Arc<Mutex<Vec<RepoRequest>>>,
     not_modified: Arc<Mutex<Vec<String>>>,
 }
 
@@ -21,26 +65,55 @@ struct Shared {
 pub struct HelmRepo {
     url: String,
     dir: PathBuf,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<RepoRequest>>>,
     not_modified: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+fn authorized(auth: &RepoAuth, headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match auth {
+        RepoAuth::None => true,
+        RepoAuth::Basic(u, p) => {
+            let want = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            given == Some(format!("Basic {want}").as_str())
+        }
+        RepoAuth::Bearer(t) => given == Some(format!("Bearer {t}").as_str()),
+    }
+}
+
 async fn serve_file(
     State(s): State<Shared>,
+    headers: HeaderMap,
     UrlPath(path): UrlPath<String>,
-    headers: axum::http::HeaderMap,
-) -> axum::response::Response {
+) -> impl IntoResponse {
     if let Ok(mut r) = s.requests.lock() {
-        r.push(path.clone());
+        r.push(RepoRequest {
+            path: path.clone(),
+            authorization: headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+        });
     }
-    if path.split('/').any(|c| c == ".." || c.is_empty()) {
+    let text = [(header::CONTENT_TYPE, "text/plain")];
+    if !authorized(&s.auth, &headers) {
+        let challenge = match s.auth {
+            RepoAuth::Bearer(_) => "Bearer realm=\"charts\"",
+            _ => "Basic realm=\"charts\"",
+        };
         return (
-            StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "text/plain")],
-            Vec::new(),
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            b"unauthorized".to_vec(),
         )
             .into_response();
+    }
+    if path.split('/').any(|c| c == ".." || c.is_empty()) {
+        return (StatusCode::BAD_REQUEST, text, Vec::new()).into_response();
     }
     match tokio::fs::read(s.dir.join(&path)).await {
         Ok(bytes) => {
@@ -66,45 +139,116 @@ async fn serve_file(
             )
                 .into_response()
         }
-        Err(_) => (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain")],
-            b"not found".to_vec(),
-        )
-            .into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, text, b"not found".to_vec()).into_response(),
     }
 }
 
+/// A TCP listener that completes a TLS handshake before handing a connection to axum;
+/// connections whose handshake fails (no or a wrong client certificate) are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.acceptor.accept(tcp))
+                    .await
+            {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+fn tls_config(tls: &RepoTls) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&tls.cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let config = match &tls.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)? {
+                roots.add(c?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()?;
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(certs, key)?
+        }
+        None => builder.with_no_client_auth().with_single_cert(certs, key)?,
+    };
+    Ok(config)
+}
+
 impl HelmRepo {
-    /// Serve `dir` on a free 127.0.0.1 port.
+    /// Serve `dir` over plain HTTP on a free 127.0.0.1 port, to anyone.
     pub async fn serve(dir: &Path) -> anyhow::Result<HelmRepo> {
+        Self::serve_with(dir, RepoOptions::default()).await
+    }
+
+    /// Serve `dir` on a free 127.0.0.1 port with `opts`.
+    pub async fn serve_with(dir: &Path, opts: RepoOptions) -> anyhow::Result<HelmRepo> {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
-        let url = format!("http://{}", std_listener.local_addr()?);
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", std_listener.local_addr()?);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let not_modified = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             dir: dir.to_path_buf(),
+            auth: opts.auth.clone(),
             requests: requests.clone(),
             not_modified: not_modified.clone(),
         };
+        let acceptor = opts
+            .tls
+            .as_ref()
+            .map(|t| tls_config(t).map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c))))
+            .transpose()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         std::thread::spawn(move || {
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                let Ok(tcp) = tokio::net::TcpListener::from_std(std_listener) else {
                     return;
                 };
                 let app = axum::Router::new()
                     .route("/{*path}", axum::routing::get(serve_file))
                     .with_state(shared);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                let _ = match acceptor {
+                    Some(acceptor) => {
+                        axum::serve(TlsListener { tcp, acceptor }, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                    }
+                    None => axum::serve(tcp, app).with_graceful_shutdown(stopped).await,
+                };
             });
         });
         Ok(HelmRepo {
@@ -116,7 +260,7 @@ impl HelmRepo {
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or `https://`).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -128,6 +272,11 @@ impl HelmRepo {
 
     /// Paths requested so far, in order.
     pub fn requests(&self) -> Vec<String> {
+        self.requests_seen().into_iter().map(|r| r.path).collect()
+    }
+
+    /// Requests so far, in order, with their `Authorization` headers.
+    pub fn requests_seen(&self) -> Vec<RepoRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 

@@ -344,3 +344,50 @@ pub fn publish_web(w: &World, repo: &helm_repo::HelmRepo, versions: &[&str]) {
     let refs: Vec<&std::path::Path> = charts.iter().map(|p| p.as_path()).collect();
     repo.publish(&refs, None).unwrap();
 }
+
+/// A client certificate `<name>.crt`/`<name>.key` signed by the test CA in `dir` (made by
+/// [`tls_certs`]), for mutual TLS.
+pub fn client_cert(dir: &Path, name: &str) {
+    let (key, csr, crt, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+        dir,
+    );
+    std::fs::write(dir.join(&ext), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+        dir,
+    );
+}

@@ -15,6 +15,7 @@ mod hostile;
 mod mirror_cli;
 mod operator_image;
 mod overlays;
+mod private_sources;
 mod progress_view;
 mod ratelimit;
 mod real_charts;
