@@ -65,6 +65,10 @@ pub struct ImageResult {
     /// and what happened to each (absent when there are none or `--no-signatures`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached: Vec<AttachedResult>,
+    /// The registry host that served the image, when `sourceMirrors` lists mirrors for its
+    /// host: a mirror's host, or the original one after the mirrors failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// One place an image was found.

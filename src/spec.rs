@@ -84,6 +84,16 @@ pub struct ChartMirrorSpec {
     /// `.att`, `.sbom` tags) and its OCI referrers along with it. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signatures: Option<bool>,
+    /// Registry mirrors for image sources, as containerd's `hosts.toml` and
+    /// `registries.conf` have them: a source host → mirrors (`host[:port][/path]`) tried in
+    /// order, e.g. `docker.io: [artifactory.corp.example/dockerhub-remote]`. Target names
+    /// do not change: an image is remapped from its original reference.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_mirrors: std::collections::BTreeMap<String, Vec<String>>,
+    /// Never contact a host that has mirrors; fail the image when no mirror serves it.
+    /// Default false: after the mirrors, the original host is tried.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mirrors_only: bool,
 }
 
 /// The most retries `retries` / `--retries` accept.
@@ -316,6 +326,16 @@ impl ChartMirrorSpec {
             for (f, m) in images.problems() {
                 push(Field::Images(None, f), m);
             }
+        }
+        for m in access::mirror_problems(&self.source_mirrors) {
+            push(Field::Spec("sourceMirrors"), m);
+        }
+        if self.mirrors_only && self.source_mirrors.is_empty() {
+            push(
+                Field::Spec("mirrorsOnly"),
+                "mirrorsOnly needs sourceMirrors: the hosts whose images come only from mirrors"
+                    .into(),
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {

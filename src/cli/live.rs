@@ -368,6 +368,7 @@ mod tests {
                 note: None,
                 provenance: Vec::new(),
                 attached: Vec::new(),
+                served_by: None,
             },
         }
     }

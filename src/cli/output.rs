@@ -242,7 +242,10 @@ impl TextProgress {
                     }
                     _ => String::new(),
                 };
-                let moved = moved + &attached_suffix(&result.attached);
+                let mut moved = moved + &attached_suffix(&result.attached);
+                if let Some(host) = &result.served_by {
+                    moved.push_str(&format!(" (via {host})"));
+                }
                 let rest = match result.status {
                     ImageStatus::Copied => t.paint(Paint::Good, "OK") + &moved,
                     ImageStatus::Skipped => t.paint(Paint::Skip, "exists") + &moved,

@@ -17,7 +17,15 @@ pub(super) struct Extract {
     pub(super) upstream_nodes: Vec<(String, Node)>,
 }
 
-const MIRROR_ROOT_KEYS: &[&str] = &["target", "upstreams", "images"];
+const MIRROR_ROOT_KEYS: &[&str] = &[
+    "target",
+    "upstreams",
+    "images",
+    "source-mirrors",
+    "sourceMirrors",
+    "mirrors-only",
+    "mirrorsOnly",
+];
 const MIRROR_TARGET_KEYS: &[&str] = &["url", "insecure", "charts-prefix"];
 const MIRROR_UPSTREAM_KEYS: &[&str] = &[
     "type",
@@ -52,6 +60,8 @@ const CRD_SPEC_KEYS: &[&str] = &[
     "onMovedTag",
     "retries",
     "signatures",
+    "sourceMirrors",
+    "mirrorsOnly",
 ];
 const CRD_TARGET_KEYS: &[&str] = &[
     "url",
@@ -136,6 +146,37 @@ impl Extract {
                 None
             }
         }
+    }
+
+    /// `sourceMirrors` (mirror.yaml: also `source-mirrors`): host → list of mirrors.
+    fn source_mirrors(
+        &mut self,
+        entries: &[(String, Node)],
+        path: &str,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        let key = if find(entries, "source-mirrors").is_some() {
+            "source-mirrors"
+        } else {
+            "sourceMirrors"
+        };
+        let mut out = std::collections::BTreeMap::new();
+        let Some(node) = find(entries, key).filter(|n| !n.is_null()) else {
+            return out;
+        };
+        let at = join(path, key);
+        let Some(map) = self.map(node, &at) else {
+            return out;
+        };
+        for (host, _) in map {
+            let list = self.string_list(
+                map,
+                host,
+                &at,
+                "a list of mirrors like [artifactory.corp.example/dockerhub-remote]",
+            );
+            out.insert(host.clone(), list);
+        }
+        out
     }
 
     fn images(&mut self, entries: &[(String, Node)], path: &str) -> Option<ImagesSpec> {
@@ -502,6 +543,13 @@ impl Extract {
             }
         }
         let images = self.images(root, "");
+        let source_mirrors = self.source_mirrors(root, "");
+        let only_key = if find(root, "mirrors-only").is_some() {
+            "mirrors-only"
+        } else {
+            "mirrorsOnly"
+        };
+        let mirrors_only = self.boolean(root, only_key, "");
         if !self.problems.is_empty() {
             return None;
         }
@@ -509,6 +557,8 @@ impl Extract {
             target: target?,
             upstreams,
             images,
+            source_mirrors,
+            mirrors_only,
             ..Default::default()
         })
     }
@@ -603,6 +653,8 @@ impl Extract {
             on_moved_tag: self.moved_tag(spec, "spec"),
             retries: self.number(spec, "retries", "spec"),
             signatures: self.opt_boolean(spec, "signatures", "spec"),
+            source_mirrors: self.source_mirrors(spec, "spec"),
+            mirrors_only: self.boolean(spec, "mirrorsOnly", "spec"),
             target: target.unwrap_or_default(),
             upstreams,
         };
@@ -642,6 +694,16 @@ impl Extract {
                     format!("{prefix}.{}", name(f)),
                     line_of(self.target_node.as_ref(), &name(f)),
                 )
+            }
+            Field::Spec(f) if !crd => {
+                // mirror.yaml holds spec-level keys at its top level, either spelling.
+                let root = self.root_node.as_ref();
+                let spelled = if root.is_some_and(|r| r.get(&kebab(f)).is_some()) {
+                    kebab(f)
+                } else {
+                    f.to_string()
+                };
+                (spelled.clone(), line_of(root, &spelled))
             }
             Field::Spec(f) => {
                 let spec_node = self.root_node.as_ref().and_then(|r| r.get("spec"));

@@ -182,8 +182,20 @@ impl Executor {
         let uid = uid.to_string();
         tokio::spawn(async move {
             let outcome = match pipeline::run(&req, &env, progress.as_ref(), &cancel).await {
-                Ok(report) => Outcome::Report(Arc::new(report)),
-                Err(e) => Outcome::Error(e.to_string()),
+                Ok(report) => {
+                    for c in &report.charts {
+                        for v in &c.versions {
+                            if let Some(error) = &v.chart_error {
+                                tracing::warn!(chart = %c.key, version = %v.version, %error, "chart version failed");
+                            }
+                        }
+                    }
+                    Outcome::Report(Arc::new(report))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "mirror run could not start");
+                    Outcome::Error(e.to_string())
+                }
             };
             if cancel.is_cancelled() {
                 return; // replaced or stopped: its result describes nothing current

@@ -140,9 +140,10 @@ impl Context {
             opts.request_timeout = t;
         }
         opts.extra_ca_pem = material.ca_pem;
-        let mut env = Env::new(
+        let mut env = Env::with_access(
             opts,
             Arc::new(material.credentials),
+            material.access,
             self.settings.helm.clone(),
             self.settings.artifact_dir.clone(),
         )

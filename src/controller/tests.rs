@@ -829,3 +829,226 @@ async fn each_chart_version_overlay_is_one_owned_configmap_written_only_on_chang
         writes[0].body
     );
 }
+
+/// Everything the library logs while the tests in this binary run (lazyoci at trace).
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    struct Sink;
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            captured_logs().lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = LOGS.get_or_init(Mutex::default);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "lazyoci=trace,kube=debug",
+        ))
+        .with_writer(|| Sink)
+        .try_init();
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flux_format_secret_authenticates_to_its_own_repository_only() {
+    use crate::testkit::helm_repo::{HelmRepo, RepoAuth, RepoOptions};
+    use base64::Engine as _;
+    let logs = captured_logs();
+    let f = fixture().await;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let repo = |name: &str, auth: RepoAuth| {
+        let dir = f.dir.path().join(name);
+        let chart = charts::write_simple_chart(
+            &dir.join("src"),
+            name,
+            "1.0.0",
+            &f.set.nginx.reference(f.src.addr()),
+        )
+        .unwrap();
+        let served = dir.join("served");
+        std::fs::create_dir_all(&served).unwrap();
+        async move {
+            let r = HelmRepo::serve_with(&served, RepoOptions { auth, tls: None })
+                .await
+                .unwrap();
+            r.publish(&[&chart], None).unwrap();
+            r
+        }
+    };
+    let private = repo(
+        "internal-app",
+        RepoAuth::Basic("robot".into(), "flux-pa55".into()),
+    )
+    .await;
+    let public = repo("web", RepoAuth::None).await;
+    let mut cm = f.mirror(1, &["1.0.0"], &[f.set.nginx.reference(f.src.addr())]);
+    cm.spec.charts_only = true;
+    let upstream = |name: &str, url: &str| UpstreamSpec {
+        name: name.into(),
+        source_type: SourceType::Repo,
+        repo: Some(url.into()),
+        chart: name.into(),
+        versions: vec!["1.0.0".into()],
+        ..Default::default()
+    };
+    cm.spec.upstreams = vec![
+        UpstreamSpec {
+            secret_ref: Some(crate::spec::LocalObjectReference {
+                name: "internal-charts-auth".into(),
+            }),
+            ..upstream("internal-app", private.url())
+        },
+        upstream("web", public.url()),
+    ];
+    let secret = |password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "internal-charts-auth", "namespace": "team"},
+            "data": {"username": b64("robot"), "password": b64(password)}})
+    };
+    let run = |secret: Value| {
+        let cm = cm.clone();
+        let f = &f;
+        async move {
+            let (client, api) = fake_api_with(cm.clone(), vec![secret]);
+            let ctx = f.context(client);
+            reconcile(Arc::new(cm.clone()), ctx.clone()).await.unwrap();
+            let mut sent = api.take();
+            ctx.executor.wait("uid-1").await;
+            reconcile(Arc::new(with_status(cm, &sent)), ctx.clone())
+                .await
+                .unwrap();
+            sent.extend(api.take());
+            sent
+        }
+    };
+
+    // The right password: both charts mirrored; only the private repository saw credentials.
+    let sent = run(secret("flux-pa55")).await;
+    let patch = status_patches(&sent).into_iter().last().unwrap();
+    assert_eq!(
+        condition(patch, "Ready").unwrap()["status"],
+        "True",
+        "{:#}",
+        patch.body
+    );
+    let seen = private.requests_seen();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|r| r.authorization == Some(format!("Basic {}", b64("robot:flux-pa55")))),
+        "{seen:?}"
+    );
+    let seen = public.requests_seen();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|r| r.authorization.is_none()),
+        "{seen:?}"
+    );
+
+    // A wrong one: the status names the repository and the Secret, not the password.
+    let mut sent2 = run(secret("not-the-pa55word")).await;
+    let everything_failed = serde_json::to_string(&sent2).unwrap();
+    assert!(
+        everything_failed.contains("were refused")
+            && everything_failed.contains("Secret internal-charts-auth (username robot)"),
+        "{everything_failed}"
+    );
+    sent2.extend(sent);
+    let everything = serde_json::to_string(&sent2).unwrap();
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        logged.contains("Secret internal-charts-auth (username robot) were refused"),
+        "the failure is logged: {logged}"
+    );
+    for s in [
+        "flux-pa55".to_string(),
+        "not-the-pa55word".into(),
+        b64("robot:flux-pa55"),
+        b64("flux-pa55"),
+    ] {
+        assert!(!everything.contains(&s), "{s} reached the API");
+        assert!(!logged.contains(&s), "{s} was logged");
+    }
+}
+
+/// A throwaway self-signed certificate (PEM), made with openssl.
+fn pem_ca(dir: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=example CA",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("openssl (scripts/install-test-deps.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read(dir.join("ca.crt")).unwrap()
+}
+
+/// Every Secret examples/chartmirror.yaml references is read, and lands where it is used.
+#[tokio::test]
+async fn every_secret_the_example_chartmirror_references_is_used() {
+    use base64::Engine as _;
+    crate::install_crypto_provider();
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chartmirror.yaml");
+    let (spec, _) = crate::config::load(&file).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pem_ca(dir.path());
+    let docker = br#"{"auths":{"registry.internal.example":{"username":"push","password":"p"}}}"#;
+    let secret = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "mirrors"}, "data": data});
+    let secrets = vec![
+        secret("mirror-push", json!({".dockerconfigjson": b64(docker)})),
+        secret(
+            "internal-charts-auth",
+            json!({"username": b64(b"robot"), "password": b64(b"pw")}),
+        ),
+        secret("internal-charts-tls", json!({"ca.crt": b64(&ca)})),
+    ];
+    let cm = ChartMirror::new("platform-charts", spec.clone());
+    let (client, _api) = fake_api_with(cm.clone(), secrets);
+    let api: Api<Secret> = Api::namespaced(client.clone(), "mirrors");
+    let material = secrets::load(&api, &spec).await.unwrap();
+    assert!(
+        material
+            .credentials
+            .0
+            .contains_key("registry.internal.example")
+    );
+    let internal = &material.access.repos["https://charts.internal.example/stable"];
+    assert_eq!(
+        internal.credential,
+        Some(crate::access::SourceCredential::Basic {
+            username: "robot".into(),
+            password: "pw".into()
+        })
+    );
+    assert_eq!(internal.ca_pem.as_deref(), Some(ca.as_slice()));
+    assert_eq!(
+        internal.origin,
+        "Secret internal-charts-auth (username robot)"
+    );
+    assert!(
+        !material
+            .access
+            .repos
+            .contains_key("https://helm.releases.hashicorp.com"),
+        "the vault upstream gets no credentials"
+    );
+    let f = fixture().await;
+    f.context(client).env_for(&cm, material).unwrap();
+}

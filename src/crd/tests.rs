@@ -282,6 +282,7 @@ fn image(src: &str, status: ImageStatus) -> ImageResult {
         note: None,
         provenance: vec![],
         attached: Vec::new(),
+        served_by: None,
     }
 }
 

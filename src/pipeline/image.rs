@@ -140,12 +140,15 @@ async fn copy(
 
 /// An image that needs copying.
 struct Pending {
+    /// Where it is read from, when `sourceMirrors` names its host.
+    source: Option<super::mirrors::Source>,
     digest: String,
     previous: Option<String>,
     root: RawManifest,
     size: u64,
 }
 
+#[allow(clippy::large_enum_variant)] // one per image, short-lived
 enum Planned {
     Done(ImageResult),
     Copy(Box<Pending>),
@@ -236,7 +239,16 @@ impl Ctx<'_> {
                 async move {
                     let planned = match collision {
                         Some(error) => Planned::Done(failed(src, dst, error)),
-                        None => self.plan(src, dst).await,
+                        None => match self.source_for(src).await {
+                            Err(error) => Planned::Done(failed(src, dst, error)),
+                            Ok(from) => match self.plan(&from.from, dst).await {
+                                Planned::Done(r) => Planned::Done(from.report(src, r)),
+                                Planned::Copy(mut p) => {
+                                    p.source = Some(from);
+                                    Planned::Copy(p)
+                                }
+                            },
+                        },
                     };
                     (key, planned)
                 }
@@ -261,9 +273,19 @@ impl Ctx<'_> {
         pending.sort_by(|a, b| b.1.size.cmp(&a.1.size).then(a.0.cmp(b.0)));
         let copies: Vec<_> = pending
             .into_iter()
-            .map(|(key, p)| {
+            .map(|(key, mut p)| {
                 let (src, dst, users) = &jobs[key];
-                async move { finish(key, self.copy_one(src, dst, users, *p).await) }.boxed()
+                async move {
+                    let r = match p.source.take() {
+                        Some(from) => from.report(
+                            src,
+                            self.copy_one(&from.from.clone(), src, dst, users, *p).await,
+                        ),
+                        None => self.copy_one(src, src, dst, users, *p).await,
+                    };
+                    finish(key, r)
+                }
+                .boxed()
             })
             .collect();
         let copied: Vec<(String, ImageResult)> = futures::stream::iter(copies)
@@ -351,6 +373,7 @@ impl Ctx<'_> {
         };
         match fetched {
             Ok((root, size)) => Planned::Copy(Box::new(Pending {
+                source: None,
                 digest,
                 previous,
                 root,
@@ -360,11 +383,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Copy one image (its attached artifacts first, the tag last) in its own task: a
-    /// panic there is one failed image, not a crashed run.
+    /// Copy one image from `src` (its attached artifacts first, the tag last) in its own
+    /// task: a panic there is one failed image, not a crashed run. Progress names `shown`,
+    /// the image as the chart references it.
     async fn copy_one(
         &self,
         src: &ImageRef,
+        shown: &ImageRef,
         dst: &ImageRef,
         users: &[usize],
         p: Pending,
@@ -377,7 +402,7 @@ impl Ctx<'_> {
         for &u in users {
             self.progress.event(Event::ImageCopying {
                 unit: u,
-                source: src.to_string(),
+                source: shown.to_string(),
             });
         }
         let streamed = Arc::new(AtomicU64::new(0));
@@ -406,7 +431,7 @@ impl Ctx<'_> {
             )
         });
         let abort = task.abort_handle();
-        let source = src.to_string();
+        let source = shown.to_string();
         let joined = tokio::select! {
             _ = self.cancel.cancelled() => { abort.abort(); return failed(src, dst, "cancelled".into()) }
             j = events::sample_bytes(task, &streamed, self.progress, &source) => j,

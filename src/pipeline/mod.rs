@@ -13,6 +13,7 @@ mod cache;
 mod discovery;
 mod events;
 mod image;
+mod mirrors;
 mod overlay;
 mod plan;
 mod resolve;
@@ -355,6 +356,7 @@ fn result(
         note: None,
         provenance: Vec::new(),
         attached: Vec::new(),
+        served_by: None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! How a source is reached: the `auth` block of a mirror.yaml upstream (credentials from
-//! environment variables or files, client certificates, a CA).
-//! Declarations only, never secrets. Pure.
+//! environment variables or files, client certificates, a CA), and registry mirrors for
+//! image sources. Declarations only, never secrets. Pure.
 
 use serde::{Deserialize, Serialize};
 
@@ -172,4 +172,29 @@ impl AuthSpec {
         }
         out
     }
+}
+
+/// Registry hosts whose images are pulled through mirrors first (containerd `hosts.toml`,
+/// `registries.conf`): `docker.io: [artifactory.corp.example/dockerhub-remote]`.
+pub fn mirror_problems(mirrors: &std::collections::BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (host, list) in mirrors {
+        if let Err(m) = super::checks::check_host(host) {
+            out.push(format!("{host:?}: {m}"));
+        }
+        if list.is_empty() {
+            out.push(format!("{host}: list at least one mirror"));
+        }
+        for m in list {
+            let (h, path) = m.split_once('/').unwrap_or((m.as_str(), ""));
+            if let Err(e) = super::checks::check_host(h) {
+                out.push(format!("{host}: mirror {m:?}: {e}"));
+            } else if !path.is_empty()
+                && let Err(e) = super::checks::check_repo_path(path.trim_end_matches('/'))
+            {
+                out.push(format!("{host}: mirror {m:?}: {e}"));
+            }
+        }
+    }
+    out
 }

@@ -143,64 +143,6 @@ async fn serve_file(
     }
 }
 
-/// A TCP listener that completes a TLS handshake before handing a connection to axum;
-/// connections whose handshake fails (no or a wrong client certificate) are dropped.
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            if let Ok(Ok(tls)) =
-                tokio::time::timeout(std::time::Duration::from_secs(5), self.acceptor.accept(tcp))
-                    .await
-            {
-                return (tls, addr);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-fn tls_config(tls: &RepoTls) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(&tls.cert)?.collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let config = match &tls.client_ca {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)? {
-                roots.add(c?)?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()?;
-            builder
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(certs, key)?
-        }
-        None => builder.with_no_client_auth().with_single_cert(certs, key)?,
-    };
-    Ok(config)
-}
-
 impl HelmRepo {
     /// Serve `dir` over plain HTTP on a free 127.0.0.1 port, to anyone.
     pub async fn serve(dir: &Path) -> anyhow::Result<HelmRepo> {
@@ -224,7 +166,7 @@ impl HelmRepo {
         let acceptor = opts
             .tls
             .as_ref()
-            .map(|t| tls_config(t).map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c))))
+            .map(|t| super::tls::acceptor(&t.cert, &t.key, t.client_ca.as_deref()))
             .transpose()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -243,7 +185,7 @@ impl HelmRepo {
                 };
                 let _ = match acceptor {
                     Some(acceptor) => {
-                        axum::serve(TlsListener { tcp, acceptor }, app)
+                        axum::serve(super::tls::TlsListener::new(tcp, acceptor), app)
                             .with_graceful_shutdown(stopped)
                             .await
                     }

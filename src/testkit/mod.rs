@@ -9,6 +9,8 @@ pub mod images;
 pub mod oci;
 pub mod proxy;
 pub mod registry;
+pub mod tls;
+pub mod token;
 
 use std::path::PathBuf;
 

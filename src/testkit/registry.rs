@@ -37,6 +37,9 @@ pub struct RegistryConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Keep data here instead of a temporary directory.
     pub storage: Option<PathBuf>,
+    /// Token auth: (realm URL, PEM bundle of the token signers' certificates), with
+    /// [`super::token::SERVICE`] and [`super::token::ISSUER`].
+    pub token: Option<(String, PathBuf)>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -94,6 +97,14 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: lazyoci-test\n    path: {}\n",
                 file.display()
+            ));
+        }
+        if let Some((realm, bundle)) = &cfg.token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                super::token::SERVICE,
+                super::token::ISSUER,
+                bundle.display()
             ));
         }
         let config_file = dir.path().join("config.yml");

@@ -144,7 +144,9 @@ pub fn run_lazyoci(
         .env("NO_COLOR", "1")
         .env_remove("LAZYOCI_INSECURE_REGISTRIES")
         .env_remove("LAZYOCI_PROGRESS")
-        .env_remove("HELM_REGISTRY_CONFIG");
+        .env_remove("HELM_REGISTRY_CONFIG")
+        .env_remove("HELM_REPOSITORY_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE");
     for (k, v) in base_env.iter().chain(env) {
         cmd.env(k, v);
     }
