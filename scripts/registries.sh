@@ -26,16 +26,28 @@ CFG
     echo "$name already running on 127.0.0.1:$port" >&2
     return
   fi
+  # Another process on the port would answer the readiness check for us: refuse instead.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "error: 127.0.0.1:$port is already in use by another process; stop it or pick other ports (SRC_PORT=... DST_PORT=... $0 start)" >&2
+    exit 1
+  fi
   nohup "$bin" serve "$dir/$name/config.yml" > "$dir/$name/registry.log" 2>&1 &
-  echo $! > "$dir/$name/pid"
+  local pid=$!
+  echo "$pid" > "$dir/$name/pid"
   for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/"; then
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$dir/$name/pid"
+      echo "error: the $name registry exited at start; see $dir/$name/registry.log:" >&2
+      tail -n 3 "$dir/$name/registry.log" >&2 || true
+      exit 1
+    fi
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
       echo "$name registry on 127.0.0.1:$port (data in $dir/$name/data)" >&2
       return
     fi
     sleep 0.1
   done
-  echo "$name registry did not start; see $dir/$name/registry.log" >&2
+  echo "error: the $name registry did not answer on 127.0.0.1:$port; see $dir/$name/registry.log" >&2
   exit 1
 }
 

@@ -423,14 +423,8 @@ pub fn set_conditions(
 /// The conditions after a finished run.
 pub fn conditions_for(report: &MirrorReport) -> Vec<Want> {
     let versions: Vec<_> = report.charts.iter().flat_map(|c| &c.versions).collect();
-    let fetch_failed = versions
-        .iter()
-        .filter(|v| v.chart_status == ChartStatus::Failed && v.images_error.is_some())
-        .count();
-    let render_failed = versions
-        .iter()
-        .filter(|v| v.images_error.is_some() && v.chart_status != ChartStatus::Failed)
-        .count();
+    let fetch_failed = versions.iter().filter(|v| v.not_fetched()).count();
+    let render_failed = versions.iter().filter(|v| v.not_discovered()).count();
     let push_failed = versions
         .iter()
         .filter(|v| {

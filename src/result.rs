@@ -172,6 +172,10 @@ pub struct VersionResult {
     /// Why the chart failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart_error: Option<String>,
+    /// The digest the target's chart tag held before, when it held other content (a chart
+    /// changed without a new version); what happened is in `note` or `chartError`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_digest: Option<String>,
     /// Something worth knowing (e.g. a stamped version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -252,6 +256,17 @@ impl VersionResult {
             || self.images_error.is_some()
             || self.images_failed > 0
             || self.overlay.as_ref().is_some_and(|o| o.error.is_some())
+    }
+
+    /// Whether the chart could not be fetched (so nothing of it was discovered either).
+    pub fn not_fetched(&self) -> bool {
+        self.chart_status == ChartStatus::Failed && self.images_error.is_some()
+    }
+
+    /// Whether the chart was fetched but its images could not all be discovered (helm did
+    /// not render it, or a file of it could not be read).
+    pub fn not_discovered(&self) -> bool {
+        self.images_error.is_some() && self.chart_status != ChartStatus::Failed
     }
 
     /// Recount the image counters from `images`.

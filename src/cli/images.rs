@@ -58,11 +58,13 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
     };
     let mut found_why = true;
     let printed = match (&args.why, cli.output) {
-        (Some(image), OutputFormat::Text) => {
-            let text = why_text(&report, image);
-            found_why = text.is_some();
-            output::print_stdout(&text.unwrap_or_else(|| not_found(&report, image)))
-        }
+        (Some(image), OutputFormat::Text) => match why_text(&report, image) {
+            Some(text) => output::print_stdout(&text),
+            None => {
+                found_why = false;
+                Ok(())
+            }
+        },
         (Some(image), format) => {
             let narrowed = narrow(&report, image);
             found_why = narrowed
@@ -77,6 +79,13 @@ pub async fn run(cli: &Cli, args: &ImagesArgs) -> ExitCode {
     };
     if let Err(e) = printed {
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
+    }
+    // Errors go to stderr, whatever the output format, so that a non-zero exit says why.
+    for line in error_lines(&report) {
+        eprintln!("error: {line}");
+    }
+    if !found_why && let Some(image) = &args.why {
+        eprintln!("error: {}", not_found(&report, image));
     }
     super::exit_code(&cancel, report.has_failures() || !found_why)
 }
@@ -148,13 +157,35 @@ pub fn list_text(report: &ImagesReport) -> String {
             for w in &v.warnings {
                 let _ = writeln!(out, "  warning: {w}");
             }
-            if let Some(e) = &v.error {
-                let _ = writeln!(out, "  error: {e}");
+            if v.error.is_some() {
+                let _ = writeln!(
+                    out,
+                    "  failed: discovery is incomplete (the error is on stderr)"
+                );
             }
             if let Some(o) = &v.overlay {
                 out.push_str(&output::overlay_lines(o, "  "));
             }
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// What failed, one line each: an upstream, or a chart version's discovery or overlay.
+fn error_lines(report: &ImagesReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &report.charts {
+        if let Some(e) = &c.error {
+            out.push(format!("{}: {e}", c.key));
+        }
+        for v in &c.versions {
+            if let Some(e) = &v.error {
+                out.push(format!("{}:{}: {e}", c.key, v.version));
+            }
+            if let Some(e) = v.overlay.as_ref().and_then(|o| o.error.as_ref()) {
+                out.push(format!("{}:{}: overlay: {e}", c.key, v.version));
+            }
         }
     }
     out
@@ -197,7 +228,7 @@ fn not_found(report: &ImagesReport, asked: &str) -> String {
         })
         .collect();
     format!(
-        "{asked} is not among the images found for {}; run `lazyoci images` to list them\n",
+        "{asked} is not among the images found for {}; run `lazyoci images` to list them",
         versions.join(", ")
     )
 }

@@ -504,6 +504,20 @@ pub async fn run_and_print(
     if let Err(e) = printed {
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
     }
+    if report.has_failures() && !cancel.is_cancelled() {
+        let failed = output::failed_lines(&report);
+        let shown = if format == OutputFormat::Text {
+            "listed at the end of the summary"
+        } else {
+            "see the report"
+        };
+        eprintln!(
+            "error: {} failure{} ({shown}); the first: {}",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed.first().map(String::as_str).unwrap_or("unknown")
+        );
+    }
     exit_code(&cancel, report.has_failures())
 }
 

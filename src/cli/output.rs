@@ -341,6 +341,39 @@ fn attached_suffix(attached: &[crate::result::AttachedResult]) -> String {
     }
 }
 
+/// One line per failure, for the end of the summary: chart versions (`key:version: why`)
+/// and images (`source → target: why`, each image once however many versions use it).
+pub fn failed_lines(r: &MirrorReport) -> Vec<String> {
+    let first = |e: &str| e.lines().next().unwrap_or_default().to_string();
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &r.charts {
+        if let Some(e) = &c.error {
+            out.push(format!("{}: {}", c.key, first(e)));
+        }
+        for v in &c.versions {
+            if let Some(e) = v.chart_error.as_ref().or(v.images_error.as_ref()) {
+                out.push(format!("{}:{}: {}", c.key, v.version, first(e)));
+            }
+            if let Some(e) = v.overlay.as_ref().and_then(|o| o.error.as_ref()) {
+                out.push(format!("{}:{}: overlay: {}", c.key, v.version, first(e)));
+            }
+        }
+    }
+    for i in r
+        .charts
+        .iter()
+        .flat_map(|c| &c.versions)
+        .flat_map(|v| &v.images)
+    {
+        if i.status == ImageStatus::Failed && seen.insert(&i.source) {
+            let why = i.error.as_deref().map(first).unwrap_or_default();
+            out.push(format!("{} → {}: {why}", i.source, i.target));
+        }
+    }
+    out
+}
+
 /// Print the summary block (text output).
 pub fn print_summary(r: &MirrorReport, theme: Theme) -> Result<(), String> {
     let rule = "═".repeat(40);
@@ -399,12 +432,28 @@ pub fn print_summary(r: &MirrorReport, theme: Theme) -> Result<(), String> {
         "  Images:  {} {copied}, {} skipped, {} failed\n",
         r.images_copied, r.images_skipped, r.images_failed
     ));
-    if r.discovery_failed > 0 {
+    let versions: Vec<&crate::result::VersionResult> =
+        r.charts.iter().flat_map(|c| &c.versions).collect();
+    let not_fetched = versions.iter().filter(|v| v.not_fetched()).count();
+    let not_discovered = versions.iter().filter(|v| v.not_discovered()).count();
+    if not_fetched > 0 {
         let line = format!(
-            "  Render:  {} chart version(s) could not be rendered; their images are unknown\n",
-            r.discovery_failed
+            "  Fetch:   {not_fetched} chart version(s) could not be fetched; nothing of them was mirrored\n"
         );
         s.push_str(&theme.paint(Paint::Bad, &line));
+    }
+    if not_discovered > 0 {
+        let line = format!(
+            "  Discovery: {not_discovered} chart version(s) could not be rendered or read; their images are not all known\n"
+        );
+        s.push_str(&theme.paint(Paint::Bad, &line));
+    }
+    let failed = failed_lines(r);
+    if !failed.is_empty() {
+        s.push_str(&theme.paint(Paint::Bad, "\n  Failed:\n"));
+        for line in failed {
+            s.push_str(&format!("    {line}\n"));
+        }
     }
     print_stdout(&s)
 }

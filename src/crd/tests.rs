@@ -255,6 +255,7 @@ fn version(
         chart_ref: Some("oci://r.io/charts/app:1.0.0".into()),
         chart_digest: Some("sha256:ab".into()),
         chart_error: None,
+        previous_digest: None,
         note: None,
         images_error: images_error.map(String::from),
         warnings: vec![],

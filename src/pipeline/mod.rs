@@ -213,6 +213,9 @@ pub enum PipelineError {
         /// The names defined.
         known: String,
     },
+    /// The target registry does not answer its API root (checked before any work).
+    #[error("the target registry cannot be used, so nothing was mirrored: {0}")]
+    Target(RegistryError),
     /// helm is needed but cannot run.
     #[error(transparent)]
     Helm(#[from] RenderError),
@@ -254,6 +257,9 @@ pub async fn run(
     let started = Instant::now();
     let (target, repos, helm) = start(req, env, cancel, discovery::renders(req)).await?;
     let dst = env.registries.client(&target.host).await?;
+    // One probe before any work: an unreachable or refusing target is one message, not a
+    // failure per chart and image.
+    dst.ping().await.map_err(PipelineError::Target)?;
     let ctx = &Ctx {
         req,
         env,
@@ -427,6 +433,7 @@ impl Ctx<'_> {
             chart_ref: None,
             chart_digest: None,
             chart_error: None,
+            previous_digest: None,
             note: None,
             images_error: None,
             warnings: Vec::new(),
@@ -478,21 +485,63 @@ impl Ctx<'_> {
             };
             let outcome = match dst.head_manifest(&repo, &tag, &scope).await {
                 Ok(Some(d)) if d == expected => Ok(ChartStatus::Skipped),
-                Ok(_) if self.req.dry_run => Ok(ChartStatus::WouldPush),
-                Ok(_) => {
+                Ok(Some(previous)) => {
+                    // The tag holds other content: a chart edited but not re-versioned, or
+                    // republished upstream. The moved-tag policy decides, as for images.
+                    let policy = self.req.on_moved_tag;
+                    vr.previous_digest = Some(previous.clone());
+                    let mut add_note = |m: String| {
+                        vr.note = Some(match vr.note.take() {
+                            Some(n) => format!("{n}; {m}"),
+                            None => m,
+                        });
+                    };
+                    let said = |what: &str| {
+                        format!(
+                            "the target tag {tag} held other content ({previous}); {what} (--on-moved-tag {})",
+                            serde_json::to_value(policy)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
+                        )
+                    };
+                    match policy {
+                        MovedTag::Fail => Err(said("the target was left as it is")),
+                        MovedTag::Skip => {
+                            add_note(said("it was kept"));
+                            Ok(ChartStatus::Skipped)
+                        }
+                        MovedTag::Overwrite if self.req.dry_run => {
+                            add_note(said("it would be overwritten"));
+                            Ok(ChartStatus::WouldPush)
+                        }
+                        MovedTag::Overwrite => {
+                            add_note(said("it was overwritten"));
+                            self.progress.event(Event::ChartPushing(i));
+                            push::push(&self.env.registries, dst, &repo, &tag, &fetched)
+                                .await
+                                .map(|_| ChartStatus::Pushed)
+                                .map_err(|e| {
+                                    format!("cannot push chart {}:{}: {e}", u.chart, u.version)
+                                })
+                        }
+                    }
+                }
+                Ok(None) if self.req.dry_run => Ok(ChartStatus::WouldPush),
+                Ok(None) => {
                     self.progress.event(Event::ChartPushing(i));
                     push::push(&self.env.registries, dst, &repo, &tag, &fetched)
                         .await
                         .map(|_| ChartStatus::Pushed)
+                        .map_err(|e| format!("cannot push chart {}:{}: {e}", u.chart, u.version))
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(format!("cannot push chart {}:{}: {e}", u.chart, u.version)),
             };
             match outcome {
                 Ok(s) => vr.chart_status = s,
                 Err(e) => {
                     vr.chart_status = ChartStatus::Failed;
-                    vr.chart_error =
-                        Some(format!("cannot push chart {}:{}: {e}", u.chart, u.version));
+                    vr.chart_error = Some(e);
                 }
             }
             let detail = vr.chart_error.clone().or_else(|| vr.note.clone());

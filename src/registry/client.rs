@@ -146,6 +146,53 @@ impl RegistryClient {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<Response, RegistryError> {
+        self.send_retrying(
+            method,
+            url,
+            scope,
+            headers,
+            body,
+            timeout,
+            self.opts.retries,
+        )
+        .await
+    }
+
+    /// Check that the registry answers its API root (`GET /v2/`) with these credentials:
+    /// one request (and the token exchange a 401 asks for), one retry at most, so that an
+    /// unusable registry is told at once rather than per image.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        let url = self.url("");
+        let resp = self
+            .send_retrying(
+                Method::GET,
+                &url,
+                &Scope::None,
+                HeaderMap::new(),
+                None,
+                self.opts.request_timeout.min(Duration::from_secs(30)),
+                self.opts.retries.min(1),
+            )
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = read_limited(resp, 64 * 1024).await.unwrap_or_default();
+        Err(self.status_error(&Method::GET, &url, status, &body))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_retrying(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &Scope,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Response, RegistryError> {
         let mut attempt = 0u32;
         let mut authed = false;
         let mut rate_limit = PauseBudget::default();
@@ -190,13 +237,14 @@ impl RegistryClient {
                             ),
                         });
                     }
-                    if !is_retryable(status) || attempt >= self.opts.retries {
+                    if !is_retryable(status) || attempt >= retries {
                         return Ok(resp);
                     }
                     retry_after_header(resp.headers())
                 }
                 Err(e) => {
-                    if attempt >= self.opts.retries
+                    if attempt >= retries
+                        || super::is_plain_http_answer(&e)
                         || !(e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
                     {
                         return Err(if e.is_timeout() {

@@ -137,6 +137,16 @@ pub enum RegistryError {
         /// What was wrong.
         reason: String,
     },
+    /// The host answered an HTTPS request in plain HTTP: it serves plain HTTP only.
+    #[error(
+        "{host} speaks plain HTTP, not HTTPS ({what}); if that registry is meant to be used without TLS, pass --insecure-registry {host} (for a source) or set target.insecure: true (for the target)"
+    )]
+    PlainHttp {
+        /// Registry host.
+        host: String,
+        /// What was being done.
+        what: String,
+    },
     /// Credentials could not be looked up.
     #[error(transparent)]
     Credentials(#[from] CredentialError),
@@ -153,6 +163,12 @@ pub enum RegistryError {
 
 impl RegistryError {
     pub(crate) fn transport(host: &str, what: &str, e: reqwest::Error) -> Self {
+        if is_plain_http_answer(&e) {
+            return RegistryError::PlainHttp {
+                host: host.to_string(),
+                what: what.to_string(),
+            };
+        }
         RegistryError::Transport {
             host: host.to_string(),
             what: what.to_string(),
@@ -176,7 +192,7 @@ impl RegistryError {
             RegistryError::Transport { .. } => "network",
             RegistryError::Timeout { .. } => "timeout",
             RegistryError::Auth { .. } | RegistryError::Credentials(_) => "auth",
-            RegistryError::Protocol { .. } => "protocol",
+            RegistryError::Protocol { .. } | RegistryError::PlainHttp { .. } => "protocol",
             RegistryError::Setup(_) => "setup",
             RegistryError::Cancelled { .. } => "cancelled",
         }
@@ -218,6 +234,13 @@ fn http_client(
     builder
         .build()
         .map_err(|e| RegistryError::Setup(e.to_string()))
+}
+
+/// Whether a request failed because a TLS client got plain HTTP back (rustls reads the
+/// `HTTP/1.1 400` line as a record of an unknown type). Not transient: retrying cannot help.
+pub(crate) fn is_plain_http_answer(e: &reqwest::Error) -> bool {
+    let chain = crate::error_chain(e);
+    chain.contains("InvalidContentType") || chain.contains("corrupt message of type")
 }
 
 /// One [`RegistryClient`] per registry host, created on first use with that host's credentials.

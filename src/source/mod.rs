@@ -117,3 +117,22 @@ pub enum FetchError {
         reason: String,
     },
 }
+
+/// ` (newest published: 2.1.0, 2.0.0, …)` for a version-not-found message: the five
+/// highest of `versions` (semver order where they parse), or nothing when there are none.
+pub fn newest_published<'a>(versions: impl IntoIterator<Item = &'a str>) -> String {
+    let mut known: Vec<&str> = versions.into_iter().collect();
+    known.sort_by(
+        |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+            (Ok(a), Ok(b)) => b.cmp(&a),
+            _ => b.cmp(a),
+        },
+    );
+    known.dedup();
+    known.truncate(5);
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!(" (newest published: {})", known.join(", "))
+    }
+}

@@ -20,14 +20,16 @@ pub async fn fetch(
     let tag = version_tag(version);
     let location = format!("oci://{}/{repo}:{tag}", loc.host);
     let scope = Scope::Pull(repo.clone());
-    let manifest = client
-        .get_manifest(&repo, &tag, &scope)
-        .await?
-        .ok_or_else(|| FetchError::NotFound {
+    let Some(manifest) = client.get_manifest(&repo, &tag, &scope).await? else {
+        // Name what is there, as for a Helm repository (tags spell `+` as `_`).
+        let tags = client.list_tags(&repo).await.unwrap_or_default();
+        let versions: Vec<String> = tags.iter().map(|t| t.replace('_', "+")).collect();
+        return Err(FetchError::NotFound {
             what: format!("{chart} version {version}"),
             location: format!("oci://{}/{repo}", loc.host),
-            hint: String::new(),
-        })?;
+            hint: super::newest_published(versions.iter().map(String::as_str)),
+        });
+    };
     let bad = |reason: String| FetchError::Archive {
         location: location.clone(),
         source: archive::ArchiveError::Format(reason),

@@ -278,22 +278,7 @@ impl RepoSource {
             .ok_or_else(|| FetchError::NotFound {
                 what: format!("{chart} version {version}"),
                 location: repo.to_string(),
-                hint: {
-                    let mut known: Vec<&str> =
-                        versions.iter().map(|e| e.version.as_str()).collect();
-                    known.sort_by(|a, b| {
-                        match (semver::Version::parse(a), semver::Version::parse(b)) {
-                            (Ok(a), Ok(b)) => b.cmp(&a),
-                            _ => b.cmp(a),
-                        }
-                    });
-                    known.truncate(5);
-                    if known.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (newest published: {})", known.join(", "))
-                    }
-                },
+                hint: super::newest_published(versions.iter().map(|e| e.version.as_str())),
             })?;
         let raw_url = entry.urls.first().ok_or_else(|| FetchError::Download {
             url: repo.into(),

@@ -112,6 +112,7 @@ struct Stats {
     faults_used: HashMap<usize, usize>,
     in_flight: HashMap<String, usize>,
     max_repos_in_flight: usize,
+    connections: usize,
 }
 
 #[derive(Clone)]
@@ -324,6 +325,7 @@ impl Proxy {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?.to_string();
         let stats = Arc::new(Mutex::new(Stats::default()));
+        let stats_out = stats.clone();
         let shared = Shared {
             upstream: upstream.to_string(),
             public: addr.clone(),
@@ -344,6 +346,14 @@ impl Proxy {
                     return;
                 };
                 let app = axum::Router::new().fallback(forward).with_state(shared);
+                // Connections are counted apart from requests: a TLS hello sent to this
+                // plain-HTTP proxy is a connection that never becomes a request.
+                let counted = stats.clone();
+                let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+                    if let Ok(mut s) = counted.lock() {
+                        s.connections += 1;
+                    }
+                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = stopped.await;
@@ -353,7 +363,7 @@ impl Proxy {
         });
         Ok(Proxy {
             addr,
-            stats,
+            stats: stats_out,
             stop: Some(stop),
         })
     }
@@ -369,6 +379,11 @@ impl Proxy {
             .lock()
             .map(|s| s.records.clone())
             .unwrap_or_default()
+    }
+
+    /// TCP connections accepted so far (whether or not they carried an HTTP request).
+    pub fn connections(&self) -> usize {
+        self.stats.lock().map(|s| s.connections).unwrap_or(0)
     }
 
     /// How many times the rule at `index` misbehaved.

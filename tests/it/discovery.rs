@@ -285,9 +285,11 @@ async fn images_lists_explains_and_selects_sources() {
     assert_eq!(missing.code, 1, "{missing:?}");
     assert!(
         missing
-            .stdout
-            .contains("no/such is not among the images found for full:1.0.0")
+            .stderr
+            .contains("error: no/such is not among the images found for full:1.0.0"),
+        "{missing:?}"
     );
+    assert!(missing.stdout.is_empty(), "{missing:?}");
 
     // Rendered only: the annotation, values and extra images drop out.
     let rendered = w.run(&["-o", "json", "images", "--sources", "rendered"]);

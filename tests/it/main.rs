@@ -2,6 +2,7 @@
 //! docker-registry), a real Helm repository server and the real helm. Run
 //! `scripts/install-test-deps.sh` first (scripts/test.sh does).
 
+mod actionable;
 mod attached;
 mod bad_configs;
 mod cache;
@@ -11,6 +12,7 @@ mod corpus;
 mod discovery;
 mod errors;
 mod faults;
+mod first_hour;
 mod hostile;
 mod mirror_cli;
 mod mirrors;
