@@ -16,3 +16,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"
+# The cluster end-to-end test is #[ignore]d (reported as ignored, not passed) unless a
+# cluster is configured.
+if [ -n "${KUBECONFIG:-}" ]; then
+  cargo test --test it --locked -- --ignored cluster::
+fi

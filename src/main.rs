@@ -1,11 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use lazyoci::cli::{self, Cli, Command};
+use lazyoci::cli::{self, Command};
 
 fn main() -> ExitCode {
     lazyoci::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAZYOCI_LOG").unwrap_or_else(|_| {
         let default = if matches!(cli.command, Command::Operator(_)) {
             "info"
@@ -41,10 +40,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => cli::demo::run(&cli, args).await,
             Command::RuntimeConfig(args) => cli::runtime::run(&cli, args).await,
             Command::Operator(args) => cli::operator(&cli, args).await,
-            Command::Crd => match cli::output::print_stdout(&lazyoci::crd::crd_yaml()) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => cli::fail(cli::EXIT_FAILURES, e),
-            },
+            Command::Crd => cli::crd(&cli),
         }
     })
 }

@@ -118,12 +118,64 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let second =
         super::run_and_print(cli.output, theme, super::ProgressMode::Auto, &req, &env).await;
     if args.keep {
-        say(&format!(
-            "\nRegistries stay up (source {}, target {}); Ctrl-C to stop.",
+        say(&keep_text(
+            &config_path,
+            work.path(),
             src.addr(),
-            dst.addr()
+            dst.addr(),
+            repo.url(),
         ));
         let _ = tokio::signal::ctrl_c().await;
     }
     Ok(second)
+}
+
+/// What `demo --keep` leaves running and how to use it.
+fn keep_text(
+    config: &std::path::Path,
+    work: &std::path::Path,
+    src: &str,
+    dst: &str,
+    repo: &str,
+) -> String {
+    format!(
+        "\nKept running until Ctrl-C (then everything below is removed):\n  \
+         source registry  {src} (plain HTTP)\n  \
+         target registry  {dst} (plain HTTP)\n  \
+         Helm repository  {repo}\n  \
+         config           {}\n  \
+         directory        {} (charts/, helm-repo/, artifacts/)\n\
+         Try:\n  \
+         lazyoci mirror --config {} --all --insecure-registry {src}\n  \
+         lazyoci images --config {}\n  \
+         curl -s http://{dst}/v2/_catalog",
+        config.display(),
+        work.display(),
+        config.display(),
+        config.display(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keep_names_the_config_directories_and_addresses() {
+        let t = super::keep_text(
+            std::path::Path::new("/tmp/d/mirror.yaml"),
+            std::path::Path::new("/tmp/d"),
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+            "http://127.0.0.1:3",
+        );
+        for want in [
+            "source registry  127.0.0.1:1",
+            "target registry  127.0.0.1:2",
+            "Helm repository  http://127.0.0.1:3",
+            "config           /tmp/d/mirror.yaml",
+            "directory        /tmp/d",
+            "--config /tmp/d/mirror.yaml --all --insecure-registry 127.0.0.1:1",
+        ] {
+            assert!(t.contains(want), "{want}: {t}");
+        }
+    }
 }

@@ -44,7 +44,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub artifact_dir: Option<PathBuf>,
     /// Theme name for text output: default, mono, none (NO_COLOR and non-terminals get none).
-    #[arg(long, global = true, value_name = "NAME", default_value = "")]
+    #[arg(long, global = true, value_name = "NAME", default_value = "default")]
     pub theme: String,
     /// The command.
     #[command(subcommand)]
@@ -78,7 +78,7 @@ pub enum Command {
     /// source host's pulls (of the images the config's charts use) to the target: the
     /// cluster-wide alternative to values overlays. Writes nothing unless --dir is given.
     RuntimeConfig(runtime::RuntimeConfigArgs),
-    /// Print the ChartMirror CustomResourceDefinition (YAML).
+    /// Print the ChartMirror CustomResourceDefinition (YAML; `-o json` for JSON).
     Crd,
     /// Run the ChartMirror operator (a Kubernetes controller) until SIGTERM.
     Operator(OperatorArgs),
@@ -309,7 +309,8 @@ fn parse_source(s: &str) -> Result<crate::spec::DiscoverySource, String> {
 /// `lazyoci demo` flags.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the registries running until Ctrl-C, to look around.
+    /// Keep the registries and the Helm repository running until Ctrl-C, to look around;
+    /// prints the config, its directory, the addresses and commands to try.
     #[arg(long)]
     pub keep: bool,
 }
@@ -319,6 +320,58 @@ pub fn default_artifact_dir() -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("lazyoci")
+}
+
+/// Global flags that mean nothing to a subcommand, hidden from its help (still accepted,
+/// so that `lazyoci -o json crd` and the like keep working).
+const MEANINGLESS: [(&str, &[&str]); 2] = [
+    ("crd", &["theme", "artifact_dir"]),
+    ("operator", &["output", "theme"]),
+];
+
+/// The command line definition as the binary uses it: [`Cli`] with each subcommand's help
+/// showing only the global flags it uses.
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    for (sub, hidden) in MEANINGLESS {
+        // `mut_args` keeps the order the built command's key map points into.
+        cmd = cmd.mut_subcommand(sub, |s| {
+            s.mut_args(|a| {
+                if hidden.contains(&a.get_id().as_str()) {
+                    a.hide(true)
+                } else {
+                    a
+                }
+            })
+        });
+    }
+    cmd
+}
+
+/// Parse the process arguments (exits with clap's message and code 2 on bad usage).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `lazyoci crd`: the CRD as YAML, or as JSON with `-o json`.
+pub fn crd(cli: &Cli) -> ExitCode {
+    let text = match cli.output {
+        OutputFormat::Json => {
+            match serde_json::to_string_pretty(
+                &<crate::spec::ChartMirror as kube::CustomResourceExt>::crd(),
+            ) {
+                Ok(s) => s + "\n",
+                Err(e) => return fail(EXIT_FAILURES, format!("cannot write the CRD: {e}")),
+            }
+        }
+        OutputFormat::Text | OutputFormat::Yaml => crate::crd::crd_yaml(),
+    };
+    match output::print_stdout(&text) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => fail(EXIT_FAILURES, e),
+    }
 }
 
 /// Print an error the way every lazyoci error is printed, and return `code`.
@@ -540,6 +593,33 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn subcommand_help_shows_only_the_flags_it_uses() {
+        let help = |sub: &str| {
+            let mut cmd = command();
+            let s = cmd.find_subcommand_mut(sub).unwrap();
+            s.render_long_help().to_string()
+        };
+        let crd = help("crd");
+        assert!(crd.contains("--output"), "{crd}");
+        assert!(
+            !crd.contains("--theme") && !crd.contains("--artifact-dir"),
+            "{crd}"
+        );
+        let op = help("operator");
+        assert!(!op.contains("--theme") && !op.contains("--output"), "{op}");
+        assert!(op.contains("--artifact-dir"), "{op}");
+        let mirror = help("mirror");
+        assert!(
+            mirror.contains("--theme") && mirror.contains("[default: default]"),
+            "{mirror}"
+        );
+        // Hidden, not removed: the old spellings still parse.
+        let cli = Cli::try_parse_from(["lazyoci", "--theme", "mono", "crd"]).unwrap();
+        assert_eq!(cli.theme, "mono");
     }
 
     #[test]

@@ -198,7 +198,14 @@ pub fn sites(root: &ChartNode, overrides: &Value) -> Vec<Site> {
         let ctx = Ctx {
             app_version: chart.node.app_version(),
             global_registry: global_registry(&chart.values),
-            enclosing_registry: None,
+            // Rancher's charts (kubewarden, cattle-*) join every image to this one.
+            enclosing_registry: chart
+                .values
+                .pointer("/global/cattle/systemDefaultRegistry")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|h| is_host(h))
+                .map(str::to_string),
             label: &chart.label,
             prefix: &chart.prefix,
         };
@@ -530,6 +537,18 @@ mod tests {
                 "cache": {"registry": "mirror.example.com", "image": {"repository": "library/redis", "tag": "7"}},
                 "settings": {"registry": "enabled", "image": {"repository": "team/s", "tag": "2"}}
             }),
+        );
+        let rancher = node(
+            "kw",
+            None,
+            json!({
+                "global": {"cattle": {"systemDefaultRegistry": "ghcr.io"}},
+                "policyServer": {"image": {"repository": "kubewarden/policy-server", "tag": "v1"}}
+            }),
+        );
+        assert_eq!(
+            raws(&scan(&rancher, &json!({}))),
+            ["ghcr.io/kubewarden/policy-server:v1"]
         );
         let mut found: Vec<String> = raws(&scan(&root, &json!({})))
             .into_iter()

@@ -245,6 +245,7 @@ impl RegistryClient {
                 Err(e) => {
                     if attempt >= retries
                         || super::is_plain_http_answer(&e)
+                        || super::is_untrusted_certificate(&e)
                         || !(e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
                     {
                         return Err(if e.is_timeout() {

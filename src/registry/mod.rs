@@ -169,10 +169,16 @@ impl RegistryError {
                 what: what.to_string(),
             };
         }
+        let mut reason = crate::error_chain(&e);
+        if is_untrusted_certificate(&e) {
+            reason.push_str(
+                " (the registry's certificate is not trusted here: pass --ca-file with the CA that signed it)",
+            );
+        }
         RegistryError::Transport {
             host: host.to_string(),
             what: what.to_string(),
-            reason: crate::error_chain(&e),
+            reason,
         }
     }
 
@@ -241,6 +247,11 @@ fn http_client(
 pub(crate) fn is_plain_http_answer(e: &reqwest::Error) -> bool {
     let chain = crate::error_chain(e);
     chain.contains("InvalidContentType") || chain.contains("corrupt message of type")
+}
+
+/// Whether a request failed because the server's certificate was refused. Not transient.
+pub(crate) fn is_untrusted_certificate(e: &reqwest::Error) -> bool {
+    crate::error_chain(e).contains("invalid peer certificate")
 }
 
 /// One [`RegistryClient`] per registry host, created on first use with that host's credentials.

@@ -37,3 +37,27 @@ async fn registries_sh_refuses_a_busy_port() {
         "nothing was left running"
     );
 }
+
+/// `crd -o json` prints JSON (the same CRD as the YAML), and `crd --help` does not offer
+/// flags `crd` ignores.
+#[test]
+fn crd_prints_json_when_asked_and_its_help_shows_what_it_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| crate::common::run_lazyoci(dir.path(), args, &[], &[]);
+    let json = run(&["crd", "-o", "json"]);
+    assert_eq!(json.code, 0, "{json:?}");
+    let crd = json.json();
+    assert_eq!(crd["kind"], "CustomResourceDefinition");
+    assert_eq!(crd["metadata"]["name"], "chartmirrors.lazyoci.io");
+    let yaml = run(&["crd"]);
+    assert!(
+        yaml.stdout.contains("kind: CustomResourceDefinition"),
+        "{yaml:?}"
+    );
+    let help = run(&["crd", "--help"]);
+    assert_eq!(help.code, 0, "{help:?}");
+    assert!(
+        help.stdout.contains("--output") && !help.stdout.contains("--theme"),
+        "{help:?}"
+    );
+}

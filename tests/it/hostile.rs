@@ -294,8 +294,12 @@ async fn tls_is_verified_and_a_custom_ca_is_trusted() {
 
     let untrusted = w.run(&["mirror", "--all", "--charts-only"]);
     assert_eq!(untrusted.code, 1, "{untrusted:?}");
+    // The target is probed before any work: one message, on stderr.
     assert!(
-        untrusted.stdout.to_lowercase().contains("certificate"),
+        untrusted
+            .stderr
+            .contains("the target registry cannot be used")
+            && untrusted.stderr.to_lowercase().contains("certificate"),
         "{untrusted:?}"
     );
     let trusted = w.run(&[
@@ -325,7 +329,13 @@ async fn tls_is_verified_and_a_custom_ca_is_trusted() {
     assert!(
         plain
             .stdout
-            .contains(&format!("https://{}/v2/", w.src_host())),
+            .contains(&format!("{} speaks plain HTTP, not HTTPS", w.src_host())),
+        "{plain:?}"
+    );
+    assert!(
+        plain
+            .stdout
+            .contains(&format!("--insecure-registry {}", w.src_host())),
         "{plain:?}"
     );
 }

@@ -638,7 +638,10 @@ async fn the_image_runs_as_uid_65532_in_a_chroot_and_mirrors_itself_over_tls() {
     let untrusted = in_chroot(&rootfs, &config, &mirror);
     assert_eq!(untrusted.code, 1, "{untrusted:?}");
     assert!(
-        untrusted.stdout.to_lowercase().contains("certificate"),
+        untrusted
+            .stderr
+            .contains("the target registry cannot be used")
+            && untrusted.stderr.to_lowercase().contains("certificate"),
         "{untrusted:?}"
     );
 
