@@ -257,9 +257,6 @@ pub async fn run(
     let started = Instant::now();
     let (target, repos, helm) = start(req, env, cancel, discovery::renders(req)).await?;
     let dst = env.registries.client(&target.host).await?;
-    // One probe before any work: an unreachable or refusing target is one message, not a
-    // failure per chart and image.
-    dst.ping().await.map_err(PipelineError::Target)?;
     let ctx = &Ctx {
         req,
         env,
@@ -269,7 +266,11 @@ pub async fn run(
         progress,
         cancel,
     };
+    // Versions are resolved at the start of the run (from the upstreams, not the target).
     let resolved = ctx.resolve_all().await;
+    // One probe before any chart or image work: an unreachable or refusing target is one
+    // message, not a failure per chart and image.
+    dst.ping().await.map_err(PipelineError::Target)?;
     let units = plan(req, &target, &resolved);
     progress.event(Event::Plan(units.clone()));
 

@@ -120,17 +120,20 @@ async fn a_chart_tag_with_other_content_follows_the_moved_tag_policy() {
     )
     .unwrap();
 
-    let run = w.run(&[
-        "-o",
-        "json",
-        "mirror",
-        "--all",
-        "--charts-only",
-        "--on-moved-tag",
-        "fail",
-    ]);
-    assert_eq!(run.code, 1, "{run:?}");
-    let v = version_of(&run.json(), "app", "1.0.0");
+    let charts_only = |policy: &str| {
+        let run = w.run(&[
+            "-o",
+            "json",
+            "mirror",
+            "--all",
+            "--charts-only",
+            "--on-moved-tag",
+            policy,
+        ]);
+        (run.code, version_of(&run.json(), "app", "1.0.0"))
+    };
+    let (code, v) = charts_only("fail");
+    assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["chartStatus"], "failed", "{v:#}");
     assert_eq!(v["previousDigest"], old.as_str(), "{v:#}");
     assert!(
@@ -142,17 +145,8 @@ async fn a_chart_tag_with_other_content_follows_the_moved_tag_policy() {
     );
     assert_eq!(w.dst_digest("mirror/app", "1.0.0").await, Some(old.clone()));
 
-    let run = w.run(&[
-        "-o",
-        "json",
-        "mirror",
-        "--all",
-        "--charts-only",
-        "--on-moved-tag",
-        "skip",
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let v = version_of(&run.json(), "app", "1.0.0");
+    let (code, v) = charts_only("skip");
+    assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["chartStatus"], "skipped", "{v:#}");
     assert_eq!(v["previousDigest"], old.as_str(), "{v:#}");
     assert_eq!(w.dst_digest("mirror/app", "1.0.0").await, Some(old.clone()));
@@ -185,8 +179,6 @@ fn failing_world(w: &World) {
         ],
     )
     .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let out = w.path("packaged");
     for version in ["1.0.0", "1.1.0"] {
         let oc = charts::write_simple_chart(
             &w.path(&format!("oc-{version}")),
@@ -195,26 +187,7 @@ fn failing_world(w: &World) {
             &w.set.api.reference(w.src_host()),
         )
         .unwrap();
-        helm(
-            home.path(),
-            &[
-                "package",
-                "-d",
-                &out.to_string_lossy(),
-                &oc.to_string_lossy(),
-            ],
-        )
-        .unwrap();
-        helm(
-            home.path(),
-            &[
-                "push",
-                &out.join(format!("oc-{version}.tgz")).to_string_lossy(),
-                &format!("oci://{}/charts", w.src_host()),
-                "--plain-http",
-            ],
-        )
-        .unwrap();
+        push_oci_chart(w, &oc, &format!("oc-{version}.tgz"));
     }
     w.config(
         "mirror.yaml",

@@ -393,3 +393,30 @@ pub fn client_cert(dir: &Path, name: &str) {
         dir,
     );
 }
+
+/// Package the chart directory `chart` with helm and push it to `oci://<source>/charts`
+/// (helm names the archive `<name>-<version>.tgz`, given here as `archive`).
+pub fn push_oci_chart(w: &World, chart: &Path, archive: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let out = w.path("packaged");
+    helm(
+        home.path(),
+        &[
+            "package",
+            "-d",
+            &out.to_string_lossy(),
+            &chart.to_string_lossy(),
+        ],
+    )
+    .unwrap();
+    helm(
+        home.path(),
+        &[
+            "push",
+            &out.join(archive).to_string_lossy(),
+            &format!("oci://{}/charts", w.src_host()),
+            "--plain-http",
+        ],
+    )
+    .unwrap();
+}
