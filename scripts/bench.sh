@@ -4,8 +4,10 @@
 # Prints a table of wall times and ratios. Not part of the test suite.
 #
 #   scripts/bench.sh [PARALLELISM]      (default 4)
+#   scripts/bench.sh scale [PARALLELISM] (the scale case: scripts/bench-scale.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = scale ]; then shift; exec ./scripts/bench-scale.sh "$@"; fi
 P="${1:-4}"
 ./scripts/install-test-deps.sh
 export LAZYOCI_TOOLS="${LAZYOCI_TOOLS:-/var/tmp/lazyoci-tools}"
