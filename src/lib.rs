@@ -7,10 +7,12 @@
 //! Follow one chart version through the stages:
 //! [`source`] (fetch the archive) → [`chart`] (push it as a Helm OCI artifact) →
 //! [`discover`] (render with helm, collect images) → [`reference`] (normalise and remap) →
-//! [`registry`] (copy registry to registry) → [`overlay`] (values that point installs at the
-//! mirror, verified by a second render). [`pipeline`] strings them together.
+//! [`registry`] (copy registry to registry, or into a [`bundle`] on disk) → [`overlay`]
+//! (values that point installs at the mirror, verified by a second render). [`pipeline`]
+//! strings them together.
 
 pub mod access;
+pub mod bundle;
 pub mod chart;
 pub mod cli;
 pub mod config;

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => cli::demo::run(&cli, args).await,
             Command::RuntimeConfig(args) => cli::runtime::run(&cli, args).await,
             Command::Operator(args) => cli::operator(&cli, args).await,
+            Command::Bundle(args) => cli::bundle::run(&cli, args).await,
             Command::Crd => cli::crd(&cli),
         }
     })

@@ -13,8 +13,10 @@ mod access;
 mod checks;
 mod images;
 pub use access::{AUTH_KEYS, AuthSpec};
-pub use checks::{OciLocation, TargetUrl, check_version, parse_duration, version_tag};
-use checks::{check_repo_path, check_repo_url, valid_chart_name};
+pub use checks::{
+    OciLocation, TargetUrl, check_repo_path, check_version, parse_duration, version_tag,
+};
+use checks::{check_repo_url, valid_chart_name};
 pub use images::{DiscoverySource, ImagesSpec, render_problems};
 
 /// What to mirror, and where to. The spec of the `ChartMirror` resource (group

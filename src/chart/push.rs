@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::registry::copy::{CopyJob, CopyStats};
+use crate::registry::endpoint::Sink;
 use crate::registry::manifest::{HELM_CHART_LAYER, HELM_CONFIG, OCI_MANIFEST, RawManifest};
-use crate::registry::{Registries, RegistryClient, RegistryError, Scope};
+use crate::registry::{Registries, RegistryError, Scope};
 use crate::source::{FetchedChart, Origin};
 
 /// The artifact to push for a chart archive.
@@ -67,9 +68,9 @@ pub fn expected_digest(chart: &FetchedChart) -> String {
 
 /// Push `chart` to `repo:tag` on `dst`. The caller has already checked that the tag does
 /// not hold the expected digest.
-pub async fn push(
+pub async fn push<D: Sink>(
     registries: &Registries,
-    dst: &RegistryClient,
+    dst: &D,
     repo: &str,
     tag: &str,
     chart: &FetchedChart,
@@ -82,7 +83,7 @@ pub async fn push(
         } => {
             let src = registries.client(host).await?;
             let job = CopyJob {
-                src: &src,
+                src: &*src,
                 src_repo,
                 dst,
                 dst_repo: repo,

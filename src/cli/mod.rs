@@ -1,6 +1,7 @@
 //! The command line: argument parsing and the `mirror` command. Translates arguments into a
 //! [`MirrorRequest`] and the [`MirrorReport`] into text, JSON or YAML.
 
+pub mod bundle;
 pub mod demo;
 pub mod images;
 pub mod live;
@@ -78,6 +79,9 @@ pub enum Command {
     /// source host's pulls (of the images the config's charts use) to the target: the
     /// cluster-wide alternative to values overlays. Writes nothing unless --dir is given.
     RuntimeConfig(runtime::RuntimeConfigArgs),
+    /// Air-gap bundles: write what `mirror` would copy into an OCI image layout on disk
+    /// (`create`), load one into a registry (`push`), check one (`verify`).
+    Bundle(bundle::BundleArgs),
     /// Print the ChartMirror CustomResourceDefinition (YAML; `-o json` for JSON).
     Crd,
     /// Run the ChartMirror operator (a Kubernetes controller) until SIGTERM.
@@ -458,21 +462,29 @@ pub async fn operator(cli: &Cli, args: &OperatorArgs) -> ExitCode {
 
 /// `lazyoci mirror`.
 pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
-    let theme = match Theme::resolve(&cli.theme, cli.output) {
-        Ok(t) => t,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
+    match request(cli, args, |_| {}) {
+        Ok((theme, req, env)) => run_and_print(cli.output, theme, args.progress, &req, &env).await,
+        Err(code) => code,
+    }
+}
+
+/// The theme, request and environment of a `mirror`-like command; `adjust` may change the
+/// spec (its target, say) before it is validated. A usage error is printed and returned.
+pub fn request(
+    cli: &Cli,
+    args: &MirrorArgs,
+    adjust: impl FnOnce(&mut crate::spec::ChartMirrorSpec),
+) -> Result<(Theme, MirrorRequest, Env), ExitCode> {
+    let theme = Theme::resolve(&cli.theme, cli.output).map_err(|e| fail(EXIT_USAGE, e))?;
     if args.all && !args.versions.is_empty() {
-        return fail(
+        return Err(fail(
             EXIT_USAGE,
             "--version overrides the versions of one chart; use it with --chart KEY, not --all",
-        );
+        ));
     }
-    let (mut spec, _) = match crate::config::load(&args.config) {
-        Ok(s) => s,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
+    let (mut spec, _) = crate::config::load(&args.config).map_err(|e| fail(EXIT_USAGE, e))?;
     override_sources(&mut spec, &args.shared.sources);
+    adjust(&mut spec);
     let req = MirrorRequest {
         only: args.chart.clone(),
         versions: args.versions.clone(),
@@ -486,10 +498,7 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         overlay_dir: args.overlays.clone(),
         spec,
     };
-    let target = match pipeline::validate(&req) {
-        Ok(t) => t,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
+    let target = pipeline::validate(&req).map_err(|e| fail(EXIT_USAGE, e))?;
     let opts = RegistryOptions {
         per_host_copies: args
             .per_host_concurrency
@@ -502,11 +511,11 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
         rate_limit_max_pause: args.rate_limit_max_pause,
         ..Default::default()
     };
-    let env = match args.shared.env(cli, &req, &target, opts) {
-        Ok(e) => e,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    run_and_print(cli.output, theme, args.progress, &req, &env).await
+    let env = args
+        .shared
+        .env(cli, &req, &target, opts)
+        .map_err(|e| fail(EXIT_USAGE, e))?;
+    Ok((theme, req, env))
 }
 
 /// Report a run that could not start: usage errors (spec, `--chart`, helm missing) exit 2,
@@ -528,6 +537,19 @@ pub async fn run_and_print(
     req: &MirrorRequest,
     env: &Env,
 ) -> ExitCode {
+    run_then(format, theme, live, req, env, |_, _| Ok(())).await
+}
+
+/// [`run_and_print`], with `then` called on the report (and whether the run was
+/// interrupted) before it is printed; an error from it fails the command.
+pub async fn run_then(
+    format: OutputFormat,
+    theme: Theme,
+    live: ProgressMode,
+    req: &MirrorRequest,
+    env: &Env,
+    then: impl FnOnce(&mut crate::result::MirrorReport, bool) -> Result<(), String>,
+) -> ExitCode {
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
     let text = output::TextProgress::new(theme, format != OutputFormat::Text);
@@ -541,23 +563,37 @@ pub async fn run_and_print(
     if let Some(v) = &view {
         v.finish();
     }
-    let report = match outcome {
+    let mut report = match outcome {
         Ok(r) => r,
         Err(e) => return pipeline_failed(e),
     };
+    if let Err(e) = then(&mut report, cancel.is_cancelled()) {
+        return fail(EXIT_FAILURES, e);
+    }
+    print_report(format, theme, &report, cancel.is_cancelled())
+}
+
+/// Print a report in `format` and give the exit code: 130 when `interrupted`, 1 with
+/// failures, else 0.
+pub fn print_report(
+    format: OutputFormat,
+    theme: Theme,
+    report: &crate::result::MirrorReport,
+    interrupted: bool,
+) -> ExitCode {
     let printed = match format {
-        OutputFormat::Text => output::print_summary(&report, theme),
-        OutputFormat::Json => serde_json::to_string_pretty(&report)
+        OutputFormat::Text => output::print_summary(report, theme),
+        OutputFormat::Json => serde_json::to_string_pretty(report)
             .map_err(|e| e.to_string())
             .and_then(|s| output::print_stdout(&format!("{s}\n"))),
-        OutputFormat::Yaml => serde_saphyr::to_string(&report)
+        OutputFormat::Yaml => serde_saphyr::to_string(report)
             .map_err(|e| e.to_string())
             .and_then(|s| output::print_stdout(&s)),
     };
     if let Err(e) = printed {
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
     }
-    if report.has_failures() && !cancel.is_cancelled() {
+    if report.has_failures() && !interrupted {
         let failed = output::failed_lines(&report);
         let shown = if format == OutputFormat::Text {
             "listed at the end of the summary"
@@ -571,12 +607,16 @@ pub async fn run_and_print(
             failed.first().map(String::as_str).unwrap_or("unknown")
         );
     }
-    exit_code(&cancel, report.has_failures())
+    exit_code_of(interrupted, report.has_failures())
 }
 
 /// The exit code of a run: interrupted, some failure, or all well.
 pub fn exit_code(cancel: &CancellationToken, failures: bool) -> ExitCode {
-    if cancel.is_cancelled() {
+    exit_code_of(cancel.is_cancelled(), failures)
+}
+
+fn exit_code_of(interrupted: bool, failures: bool) -> ExitCode {
+    if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if failures {
         ExitCode::from(EXIT_FAILURES)

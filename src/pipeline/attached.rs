@@ -12,8 +12,9 @@ use futures::future::join_all;
 use super::{Ctx, Env};
 use crate::reference::ImageRef;
 use crate::registry::copy::{CopyJob, CopyStats};
+use crate::registry::endpoint::Sink;
 use crate::registry::manifest;
-use crate::registry::referrers::{Referrer, digest_tag};
+use crate::registry::referrers::{Referrer, digest_tag, update_referrers_tag};
 use crate::registry::{RegistryClient, RegistryError, Scope};
 use crate::result::{AttachedKind, AttachedResult, ImageResult, ImageStatus};
 
@@ -94,7 +95,7 @@ pub(super) async fn sync(
     let clients = async {
         Ok::<_, RegistryError>((
             env.registries.client(&src.registry).await?,
-            env.registries.client(&dst.registry).await?,
+            env.dest(&dst.registry).await?,
         ))
     };
     let (s, d) = match clients.await {
@@ -139,7 +140,7 @@ type Outcome = Result<Vec<AttachedResult>, (Vec<AttachedResult>, String)>;
 
 struct Side<'a> {
     s: &'a RegistryClient,
-    d: &'a RegistryClient,
+    d: &'a super::Dest,
     src: &'a ImageRef,
     dst: &'a ImageRef,
     env: &'a Env,
@@ -222,10 +223,9 @@ impl Side<'_> {
             else {
                 return Ok(None);
             };
-            let at_target = self
-                .d
-                .head_manifest(&self.dst.repository, &tag, &Self::pull(self.dst))
-                .await?;
+            let at_target =
+                Sink::head_manifest(self.d, &self.dst.repository, &tag, &Self::pull(self.dst))
+                    .await?;
             Ok::<_, RegistryError>(Some((digest, at_target)))
         };
         let (digest, at_target) = match lookup.await {
@@ -273,11 +273,10 @@ impl Side<'_> {
         else {
             return Ok(Vec::new());
         };
-        let at_target = self
-            .d
-            .head_manifest(&self.dst.repository, &tag, &Self::pull(self.dst))
-            .await
-            .map_err(fail)?;
+        let at_target =
+            Sink::head_manifest(self.d, &self.dst.repository, &tag, &Self::pull(self.dst))
+                .await
+                .map_err(fail)?;
         let f = Found {
             kind: AttachedKind::ReferrersIndex,
             tag: Some(tag.clone()),
@@ -331,10 +330,13 @@ impl Side<'_> {
                 digest: r.digest.clone(),
                 artifact_type: r.artifact_type.clone(),
             };
-            let present = match self
-                .d
-                .head_manifest(&self.dst.repository, &r.digest, &Self::pull(self.dst))
-                .await
+            let present = match Sink::head_manifest(
+                self.d,
+                &self.dst.repository,
+                &r.digest,
+                &Self::pull(self.dst),
+            )
+            .await
             {
                 Ok(p) => p.is_some(),
                 Err(e) => {
@@ -366,9 +368,7 @@ impl Side<'_> {
         let needs_index = match &index {
             Some(_) => true,
             None if held.is_empty() => false,
-            None => self
-                .d
-                .referrers_api(&self.dst.repository, subject)
+            None => Sink::referrers_api(self.d, &self.dst.repository, subject)
                 .await
                 .map_err(|e| {
                     let msg = format!("referrers of {subject} at the target: {e}");
@@ -377,11 +377,7 @@ impl Side<'_> {
                 .is_none(),
         };
         if needs_index {
-            match self
-                .d
-                .update_referrers_tag(&self.dst.repository, subject, &held, exact)
-                .await
-            {
+            match update_referrers_tag(self.d, &self.dst.repository, subject, &held, exact).await {
                 Ok(wrote) => entries.extend(index_entry(
                     if wrote {
                         ImageStatus::Copied

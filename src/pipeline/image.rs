@@ -10,6 +10,7 @@ use futures::{FutureExt, StreamExt};
 use super::{Ctx, Env, Event, attached, events, failed, result};
 use crate::reference::ImageRef;
 use crate::registry::copy::{CopyJob, CopyStats};
+use crate::registry::endpoint::Sink;
 use crate::registry::manifest::{Parsed, RawManifest};
 use crate::registry::{RegistryError, Scope};
 use crate::result::{ImageResult, ImageStatus, MovedTag};
@@ -32,7 +33,7 @@ pub(super) async fn check(
     src: &ImageRef,
     dst: &ImageRef,
 ) -> Result<Check, RegistryError> {
-    let d = env.registries.client(&dst.registry).await?;
+    let d = env.dest(&dst.registry).await?;
     let digest = source_digest(env, src).await?;
     let present = d
         .head_manifest(
@@ -121,13 +122,13 @@ async fn copy(
     streamed: Arc<AtomicU64>,
 ) -> Result<(String, u64), RegistryError> {
     let s = env.registries.client(&src.registry).await?;
-    let d = env.registries.client(&dst.registry).await?;
+    let d = env.dest(&dst.registry).await?;
     let stats = CopyStats {
         streamed,
         ..Default::default()
     };
     let job = CopyJob {
-        src: &s,
+        src: &*s,
         src_repo: &src.repository,
         dst: &d,
         dst_repo: &dst.repository,

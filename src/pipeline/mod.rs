@@ -10,6 +10,7 @@
 
 mod attached;
 mod cache;
+mod dest;
 mod discovery;
 mod events;
 mod image;
@@ -19,6 +20,7 @@ mod plan;
 mod resolve;
 
 pub use cache::DiscoveryCache;
+pub use dest::Dest;
 pub use discovery::{images, is_local_values_file};
 pub use events::{Event, NoProgress, Progress, Unit};
 pub use overlay::file_name as overlay_file_name;
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chart::push;
 use crate::discover::{DiscoveredImage, RenderError, Renderer};
 use crate::reference::ImageRef;
+use crate::registry::endpoint::Sink;
 use crate::registry::{Registries, RegistryError, Scope};
 use crate::result::{ChartStatus, ImageResult, ImageStatus, MirrorReport, MovedTag, VersionResult};
 use crate::source::repo::RepoSource;
@@ -112,6 +115,8 @@ pub struct Env {
     /// Where Helm repository indexes are kept for conditional requests (`None`: always
     /// downloaded whole).
     pub index_cache: Option<std::path::PathBuf>,
+    /// Write into this bundle instead of the target registry (`bundle create`).
+    pub bundle: Option<Arc<crate::bundle::layout::Layout>>,
 }
 
 impl Env {
@@ -195,7 +200,16 @@ impl Env {
             index_cache: Some(artifact_dir.join("indexes")),
             store: ArtifactStore::new(artifact_dir),
             timeout: Duration::from_secs(120),
+            bundle: None,
         })
+    }
+
+    /// Where a run writes for the target `host`: the bundle being written, else the registry.
+    pub async fn dest(&self, host: &str) -> Result<Dest, RegistryError> {
+        match &self.bundle {
+            Some(b) => Ok(Dest::Bundle(b.clone())),
+            None => Ok(Dest::Registry(self.registries.client(host).await?)),
+        }
     }
 }
 
@@ -256,7 +270,7 @@ pub async fn run(
 ) -> Result<MirrorReport, PipelineError> {
     let started = Instant::now();
     let (target, repos, helm) = start(req, env, cancel, discovery::renders(req)).await?;
-    let dst = env.registries.client(&target.host).await?;
+    let dst = env.dest(&target.host).await?;
     let ctx = &Ctx {
         req,
         env,
@@ -426,7 +440,7 @@ impl Ctx<'_> {
         &self,
         i: usize,
         u: &Unit,
-        dst: &crate::registry::RegistryClient,
+        dst: &Dest,
     ) -> (VersionResult, Vec<DiscoveredImage>) {
         let mut vr = VersionResult {
             version: u.version.clone(),

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::RegistryError;
 use super::Scope;
-use super::client::RegistryClient;
+use super::endpoint::{Sink, Source};
 use super::manifest::{self, Descriptor, Parsed, RawManifest};
 
 /// Byte and blob counts of one copy.
@@ -29,14 +29,14 @@ pub struct CopyStats {
     pub streamed: std::sync::Arc<AtomicU64>,
 }
 
-/// Where to copy from and to.
-pub struct CopyJob<'a> {
-    /// Source registry.
-    pub src: &'a RegistryClient,
+/// Where to copy from and to: registry to registry, registry to bundle, bundle to registry.
+pub struct CopyJob<'a, S: Source, D: Sink> {
+    /// Source registry (or bundle).
+    pub src: &'a S,
     /// Source repository.
     pub src_repo: &'a str,
-    /// Target registry.
-    pub dst: &'a RegistryClient,
+    /// Target registry (or bundle).
+    pub dst: &'a D,
     /// Target repository.
     pub dst_repo: &'a str,
     /// Blobs copied in parallel within this image.
@@ -61,7 +61,7 @@ impl BlobIndex {
     }
 }
 
-impl CopyJob<'_> {
+impl<S: Source, D: Sink> CopyJob<'_, S, D> {
     /// Copy the manifest tree rooted at `root` and tag it `tag` (or store it by digest when
     /// `tag` is `None`). Returns the root digest.
     pub async fn copy(
@@ -169,7 +169,7 @@ impl CopyJob<'_> {
             stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let retries = self.src.opts.retries;
+        let retries = self.src.retries();
         let mut attempt = 0;
         loop {
             match self.stream_blob(d, &stats.streamed).await {
@@ -198,8 +198,8 @@ impl CopyJob<'_> {
         d: &Descriptor,
         streamed: &std::sync::Arc<AtomicU64>,
     ) -> Result<(), RegistryError> {
-        let resp = self.src.get_blob(self.src_repo, &d.digest).await?;
-        if let Some(len) = resp.content_length()
+        let body = self.src.get_blob_body(self.src_repo, &d.digest).await?;
+        if let Some(len) = body.len
             && len != d.size
         {
             return Err(RegistryError::Protocol {
@@ -211,18 +211,12 @@ impl CopyJob<'_> {
             });
         }
         let streamed = streamed.clone();
-        let body = verified_stream(resp.bytes_stream(), d.digest.clone(), d.size).inspect_ok(
-            move |chunk| {
+        let body =
+            verified_stream(body.stream, d.digest.clone(), d.size).inspect_ok(move |chunk| {
                 streamed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            },
-        );
+            });
         self.dst
-            .push_blob_stream(
-                self.dst_repo,
-                &d.digest,
-                d.size,
-                reqwest::Body::wrap_stream(body),
-            )
+            .push_blob_stream(self.dst_repo, &d.digest, d.size, Box::pin(body))
             .await
     }
 }
@@ -231,13 +225,14 @@ impl CopyJob<'_> {
 /// go once the whole blob has the expected size and digest. A mismatch ends the stream
 /// with an error before the upload's declared length is reached, so the target never
 /// receives a complete, wrong blob.
-pub fn verified_stream<S>(
+pub fn verified_stream<S, E>(
     inner: S,
     digest: String,
     size: u64,
 ) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
 where
-    S: futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     struct State<S> {
         inner: S,

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod copy;
+pub mod endpoint;
 pub mod http;
 pub mod manifest;
 pub mod ratelimit;

@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::client::RegistryClient;
+use super::endpoint::Sink;
 use super::http::read_limited;
 use super::manifest::{self, RawManifest};
 use super::{RegistryError, Scope};
@@ -156,45 +157,45 @@ impl RegistryClient {
                 reason: format!("referrers of {repo}@{digest}: {reason}"),
             })
     }
+}
 
-    /// Make the referrers tag schema index of `subject` in `repo` list `referrers`. When the
-    /// tag is absent and `exact` (the source's own index, listing the same referrers) is
-    /// given, it is stored byte for byte so its digest is kept; otherwise the index is merged.
-    /// Returns whether anything was written.
-    pub async fn update_referrers_tag(
-        &self,
-        repo: &str,
-        subject: &str,
-        referrers: &[Referrer],
-        exact: Option<&RawManifest>,
-    ) -> Result<bool, RegistryError> {
-        let tag = digest_tag(subject, "");
-        let scope = Scope::Push(repo.to_string());
-        let existing = self.get_manifest(repo, &tag, &scope).await?;
-        if existing.is_none()
-            && let Some(m) = exact
-        {
-            self.put_manifest(repo, &tag, m).await?;
-            return Ok(true);
-        }
-        let merged =
-            merge_index(existing.as_ref().map(|m| &m.bytes[..]), referrers).map_err(|reason| {
-                RegistryError::Protocol {
-                    host: self.host.clone(),
-                    reason: format!("{repo}:{tag}: {reason}"),
-                }
-            })?;
-        let Some(bytes) = merged else {
-            return Ok(false);
-        };
-        let m = RawManifest {
-            digest: crate::digest::sha256(&bytes),
-            bytes,
-            media_type: manifest::OCI_INDEX.to_string(),
-        };
-        self.put_manifest(repo, &tag, &m).await?;
-        Ok(true)
+/// Make the referrers tag schema index of `subject` in `repo` of `d` list `referrers`. When
+/// the tag is absent and `exact` (the source's own index, listing the same referrers) is
+/// given, it is stored byte for byte so its digest is kept; otherwise the index is merged.
+/// Returns whether anything was written.
+pub async fn update_referrers_tag<D: Sink>(
+    d: &D,
+    repo: &str,
+    subject: &str,
+    referrers: &[Referrer],
+    exact: Option<&RawManifest>,
+) -> Result<bool, RegistryError> {
+    let tag = digest_tag(subject, "");
+    let scope = Scope::Push(repo.to_string());
+    let existing = d.get_manifest(repo, &tag, &scope).await?;
+    if existing.is_none()
+        && let Some(m) = exact
+    {
+        d.put_manifest(repo, &tag, m).await?;
+        return Ok(true);
     }
+    let merged =
+        merge_index(existing.as_ref().map(|m| &m.bytes[..]), referrers).map_err(|reason| {
+            RegistryError::Protocol {
+                host: d.host().to_string(),
+                reason: format!("{repo}:{tag}: {reason}"),
+            }
+        })?;
+    let Some(bytes) = merged else {
+        return Ok(false);
+    };
+    let m = RawManifest {
+        digest: crate::digest::sha256(&bytes),
+        bytes,
+        media_type: manifest::OCI_INDEX.to_string(),
+    };
+    d.put_manifest(repo, &tag, &m).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

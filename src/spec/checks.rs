@@ -109,7 +109,7 @@ pub(super) fn check_host(host: &str) -> Result<(), String> {
 }
 
 /// Check a repository path (`a/b-c/d_e`), as OCI allows.
-pub(super) fn check_repo_path(path: &str) -> Result<(), String> {
+pub fn check_repo_path(path: &str) -> Result<(), String> {
     let component_ok = |c: &str| {
         let bytes = c.as_bytes();
         !c.is_empty()

@@ -5,6 +5,7 @@
 mod actionable;
 mod attached;
 mod bad_configs;
+mod bundle;
 mod cache;
 mod cluster;
 mod common;
