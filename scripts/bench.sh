@@ -64,6 +64,30 @@ fresh_target
 t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeo-par < "$WORK/images.txt"; SP_COLD=$(elapsed "$t")
 t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_one "$@"' _ {} skopeo-par < "$WORK/images.txt"; SP_NOOP=$(elapsed "$t")
 
+# Bundles (air gap): bundle create vs skopeo into OCI layouts (one per image: skopeo does not
+# lock a layout's index.json, so parallel copies into one layout would race), same
+# parallelism; bundle push vs lazyoci's own mirror (L_COLD above), both onto an empty target.
+skopeo_oci() { # image
+  local path="${1#*/}"
+  skopeo copy --quiet --all --preserve-digests --src-tls-verify=false \
+    "docker://$1" "oci:$WORK/skopeo-oci/${path//[\/:]/_}:$path" >/dev/null
+}
+export -f skopeo_oci; export WORK
+t=$(now)
+/usr/bin/time -f "%M" -o "$WORK/rss-create" "$BIN" bundle create -c "$WORK/mirror.yaml" --all --images-only \
+  --concurrency "$P" --insecure-registry "$SRC" --artifact-dir "$WORK/art" -o json "$WORK/bundle" > "$WORK/create.json"
+B_CREATE=$(elapsed "$t"); B_CREATE_RSS=$(cat "$WORK/rss-create")
+B_SIZE=$(du -sb "$WORK/bundle/blobs" | cut -f1)
+mkdir -p "$WORK/skopeo-oci"
+t=$(now); xargs -P "$P" -I{} bash -c 'skopeo_oci "$@"' _ {} < "$WORK/images.txt"; S_OCI=$(elapsed "$t")
+S_OCI_SIZE=$(du -sb "$WORK/skopeo-oci" | cut -f1)
+rm -rf "$WORK/skopeo-oci"
+fresh_target
+t=$(now)
+/usr/bin/time -f "%M" -o "$WORK/rss-push" "$BIN" bundle push "$WORK/bundle" --target "$DST/lazyoci" --insecure \
+  --concurrency "$P" -o json > "$WORK/push.json"
+B_PUSH=$(elapsed "$t"); B_PUSH_RSS=$(cat "$WORK/rss-push")
+
 ratio() { echo "scale=2; $1 / $2" | bc; }
 cat <<REPORT
 lazyoci vs skopeo $(skopeo --version | awk '{print $3}') — $N images, $((BYTES / 1024 / 1024)) MiB stored at the source, largest layer $LARGEST bytes, parallelism $P, $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
@@ -76,5 +100,15 @@ lazyoci vs skopeo $(skopeo --version | awk '{print $3}') — $N images, $((BYTES
 | skopeo no-op re-run, $P in parallel       | $SP_NOOP | $(ratio "$L_NOOP" "$SP_NOOP") |
 lazyoci peak RSS: $((L_RSS / 1024)) MiB
 Blob GETs at the source during lazyoci's no-op re-run: $L_NOOP_BLOB_GETS
+
+Bundles (air gap), parallelism $P:
+| run                                          | seconds | ratio |
+|----------------------------------------------|---------|-------|
+| lazyoci bundle create (OCI layout dir)       | $B_CREATE |       |
+| skopeo copy docker:// → oci:, $P in parallel     | $S_OCI | $(ratio "$B_CREATE" "$S_OCI") (create / skopeo) |
+| lazyoci bundle push onto an empty target     | $B_PUSH |       |
+| lazyoci mirror, registry to registry (above) | $L_COLD | $(ratio "$B_PUSH" "$L_COLD") (push / mirror) |
+bundle create peak RSS: $((B_CREATE_RSS / 1024)) MiB; bundle push peak RSS: $((B_PUSH_RSS / 1024)) MiB
+bundle size: $((B_SIZE / 1024 / 1024)) MiB (unique blobs, shared layers once); skopeo's per-image layouts: $((S_OCI_SIZE / 1024 / 1024)) MiB
 Command: scripts/bench.sh $P
 REPORT

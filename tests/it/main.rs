@@ -6,6 +6,8 @@ mod actionable;
 mod attached;
 mod bad_configs;
 mod bundle;
+mod bundle_delta;
+mod bundle_hostile;
 mod cache;
 mod cluster;
 mod common;
