@@ -492,6 +492,7 @@ fn empty_version(version: &str) -> VersionResult {
         images_copied: 0,
         images_skipped: 0,
         images_failed: 0,
+        overlay: None,
     }
 }
 

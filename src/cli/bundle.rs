@@ -139,6 +139,12 @@ async fn create(cli: &Cli, args: &CreateArgs) -> ExitCode {
             ),
         );
     }
+    if args.mirror.overlays.is_some() {
+        return fail(
+            EXIT_USAGE,
+            "--overlays needs the registry the charts will be installed from; a bundle does not know it yet: write overlays with `lazyoci mirror --overlays` against the target, or after `bundle push`",
+        );
+    }
     let (theme, mut req, mut env) = match request(cli, &args.mirror, |spec| {
         spec.target.url = BUNDLE_HOST.into();
         spec.target.insecure = false;
