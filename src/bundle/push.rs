@@ -330,6 +330,7 @@ pub async fn push(
                 key: key.into(),
                 chart: chart.into(),
                 versions: Vec::new(),
+                ..Default::default()
             });
             charts.len() - 1
         });
@@ -493,6 +494,7 @@ fn empty_version(version: &str) -> VersionResult {
         images_skipped: 0,
         images_failed: 0,
         overlay: None,
+        discovery_cached: false,
     }
 }
 
