@@ -185,6 +185,7 @@ fn image_result(_host: &str, job: &Job, target: &str) -> ImageResult {
         error: None,
         previous_digest: None,
         note: None,
+        served_by: None,
         provenance: Vec::new(),
         attached: Vec::new(),
     }
@@ -493,6 +494,7 @@ fn empty_version(version: &str) -> VersionResult {
         images_copied: 0,
         images_skipped: 0,
         images_failed: 0,
+        previous_digest: None,
         overlay: None,
         discovery_cached: false,
     }

@@ -21,6 +21,17 @@ pub enum Dest {
     Bundle(Arc<Layout>),
 }
 
+impl Dest {
+    /// Check the destination answers before any work: a `/v2/` probe for a registry; a
+    /// bundle being written needs none.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        match self {
+            Dest::Registry(c) => c.ping().await,
+            Dest::Bundle(_) => Ok(()),
+        }
+    }
+}
+
 macro_rules! both {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
