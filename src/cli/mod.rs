@@ -594,7 +594,7 @@ pub fn print_report(
         return fail(EXIT_FAILURES, format!("cannot write the result: {e}"));
     }
     if report.has_failures() && !interrupted {
-        let failed = output::failed_lines(&report);
+        let failed = output::failed_lines(report);
         let shown = if format == OutputFormat::Text {
             "listed at the end of the summary"
         } else {
