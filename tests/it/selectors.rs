@@ -246,8 +246,6 @@ async fn bad_selectors_exit_2_with_key_path_and_line_and_write_nothing() {
 #[tokio::test]
 async fn oci_tag_lists_are_followed_across_link_pages() {
     let w = world().await;
-    let home = tempfile::tempdir().unwrap();
-    let out = w.path("pkg");
     for v in ["1.0.0", "1.1.0", "1.2.0+build.7", "2.0.0"] {
         let chart = charts::write_simple_chart(
             &w.path(&format!("c/{v}")),
@@ -256,26 +254,7 @@ async fn oci_tag_lists_are_followed_across_link_pages() {
             &w.set.redis.reference(w.src_host()),
         )
         .unwrap();
-        helm(
-            home.path(),
-            &[
-                "package",
-                "-d",
-                &out.to_string_lossy(),
-                &chart.to_string_lossy(),
-            ],
-        )
-        .unwrap();
-        helm(
-            home.path(),
-            &[
-                "push",
-                &out.join(format!("paged-{v}.tgz")).to_string_lossy(),
-                &format!("oci://{}/charts", w.src_host()),
-                "--plain-http",
-            ],
-        )
-        .unwrap();
+        push_oci_chart(&w, &chart, &format!("paged-{v}.tgz"));
     }
     let mut tags = oci::list_tags(w.src_host(), "charts/paged").await.unwrap();
     tags.sort();

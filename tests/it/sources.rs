@@ -137,7 +137,6 @@ async fn helm_repo_with_absolute_archive_urls() {
 async fn oci_charts_are_copied_byte_for_byte() {
     let w = world().await;
     // Publish a chart to the source registry with the real helm.
-    let home = tempfile::tempdir().unwrap();
     let chart = charts::write_simple_chart(
         &w.path("c"),
         "ocichart",
@@ -145,27 +144,7 @@ async fn oci_charts_are_copied_byte_for_byte() {
         &w.set.redis.reference(w.src_host()),
     )
     .unwrap();
-    let out = w.path("pkg");
-    helm(
-        home.path(),
-        &[
-            "package",
-            "-d",
-            &out.to_string_lossy(),
-            &chart.to_string_lossy(),
-        ],
-    )
-    .unwrap();
-    helm(
-        home.path(),
-        &[
-            "push",
-            &out.join("ocichart-2.3.4.tgz").to_string_lossy(),
-            &format!("oci://{}/charts", w.src_host()),
-            "--plain-http",
-        ],
-    )
-    .unwrap();
+    push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
     let src_digest = w.src_digest("charts/ocichart", "2.3.4").await.unwrap();
 
     w.config("mirror.yaml", &format!("target: {{url: {}/mirror, insecure: true, charts-prefix: helm}}\nupstreams:\n  oc: {{type: oci, registry: \"oci://{}/charts\", chart: ocichart, versions: [\"2.3.4\"]}}\n", w.dst.addr(), w.src_host()));
