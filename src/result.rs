@@ -202,6 +202,10 @@ pub struct VersionResult {
     /// The values overlay (`--overlays`), when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<OverlayResult>,
+    /// The registry host that served the chart, when `sourceMirrors` lists mirrors for its
+    /// (OCI) source host: a mirror's host, or the original one after the mirrors failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// The values overlay of one chart version, and what a render with it pulls.
@@ -449,6 +453,10 @@ pub struct ImagesVersion {
     /// The values overlay (`--overlays`), when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay: Option<OverlayResult>,
+    /// The registry host that served the chart, when `sourceMirrors` lists mirrors for its
+    /// (OCI) source host: a mirror's host, or the original one after the mirrors failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// One image and where it was found.

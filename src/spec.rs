@@ -86,13 +86,15 @@ pub struct ChartMirrorSpec {
     /// `.att`, `.sbom` tags) and its OCI referrers along with it. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signatures: Option<bool>,
-    /// Registry mirrors for image sources, as containerd's `hosts.toml` and
-    /// `registries.conf` have them: a source host → mirrors (`host[:port][/path]`) tried in
-    /// order, e.g. `docker.io: [artifactory.corp.example/dockerhub-remote]`. Target names
-    /// do not change: an image is remapped from its original reference.
+    /// Registry mirrors for image and OCI chart sources (charts, and the tag lists
+    /// selectors read), as containerd's `hosts.toml` and `registries.conf` have them: a
+    /// source host → mirrors (`host[:port][/path]`) tried in order, e.g.
+    /// `docker.io: [artifactory.corp.example/dockerhub-remote]`. Target names do not
+    /// change: an image is remapped from its original reference.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub source_mirrors: std::collections::BTreeMap<String, Vec<String>>,
-    /// Never contact a host that has mirrors; fail the image when no mirror serves it.
+    /// Never contact a host that has mirrors; fail the image (or chart) when no mirror
+    /// serves it.
     /// Default false: after the mirrors, the original host is tried.
     #[serde(default, skip_serializing_if = "is_false")]
     pub mirrors_only: bool,

@@ -496,6 +496,7 @@ fn empty_version(version: &str) -> VersionResult {
         images_failed: 0,
         previous_digest: None,
         overlay: None,
+        served_by: None,
         discovery_cached: false,
     }
 }

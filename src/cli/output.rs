@@ -188,11 +188,16 @@ impl TextProgress {
                 unit,
                 status,
                 detail,
+                served_by,
             } => {
                 let pushed = state.pushing.get(*unit).copied().unwrap_or(false);
                 let detail = detail.as_deref().unwrap_or_default();
+                let via = served_by
+                    .as_ref()
+                    .map(|h| format!(" (via {h})"))
+                    .unwrap_or_default();
                 let text = match (status, pushed) {
-                    (ChartStatus::Pushed, _) => format!("{}\n", t.paint(Paint::Good, "OK")),
+                    (ChartStatus::Pushed, _) => format!("{}{via}\n", t.paint(Paint::Good, "OK")),
                     (ChartStatus::Failed, true) => {
                         format!("{} ({detail})\n", t.paint(Paint::Bad, "FAILED"))
                     }
@@ -200,13 +205,13 @@ impl TextProgress {
                         format!("  Chart: {} ({detail})\n", t.paint(Paint::Bad, "FAILED"))
                     }
                     (ChartStatus::Skipped, _) => format!(
-                        "  Chart: {}\n",
+                        "  Chart: {}{via}\n",
                         t.paint(Paint::Skip, "already exists, skipping")
                     ),
                     (ChartStatus::WouldPush, _) => {
                         let u = &state.units[*unit];
                         format!(
-                            "  Chart: would push → oci://{}/{}:{}\n",
+                            "  Chart: would push → oci://{}/{}:{}{via}\n",
                             u.chart_base,
                             u.chart,
                             crate::spec::version_tag(&u.version)

@@ -266,6 +266,7 @@ fn version(
         images_skipped: 0,
         images_failed: 0,
         overlay: None,
+        served_by: None,
     };
     v.recount();
     v

@@ -87,18 +87,18 @@ pub async fn images(
         .map(|u| {
             async move {
                 if cancel.is_cancelled() {
-                    return (None, Some("cancelled".to_string()), None);
+                    return (None, Some("cancelled".to_string()), None, None);
                 }
                 match ctx.fetch(u).await {
-                    Ok(fetched) => {
+                    Ok((fetched, served_by)) => {
                         let found = ctx.discover(u, &fetched).await;
                         let overlay = match req.overlays {
                             true => Some(ctx.overlay_of(u, &found, None).await),
                             false => None,
                         };
-                        (Some(found.discovery), found.error, overlay)
+                        (Some(found.discovery), found.error, overlay, served_by)
                     }
-                    Err(e) => (None, Some(e.to_string()), None),
+                    Err(e) => (None, Some(e.to_string()), None, None),
                 }
             }
             .boxed()
@@ -122,7 +122,7 @@ pub async fn images(
             })
             .collect(),
     };
-    for (u, (discovery, error, overlay)) in units.iter().zip(results) {
+    for (u, (discovery, error, overlay, served_by)) in units.iter().zip(results) {
         let d = discovery.unwrap_or_default();
         let version = ImagesVersion {
             version: u.version.clone(),
@@ -131,6 +131,7 @@ pub async fn images(
             warnings: d.warnings,
             error,
             overlay,
+            served_by,
         };
         if let Some(c) = report.charts.iter_mut().find(|c| c.key == u.key) {
             c.versions.push(version);

@@ -40,6 +40,8 @@ pub enum Event {
         status: ChartStatus,
         /// Error or note.
         detail: Option<String>,
+        /// The host that served the chart, when `sourceMirrors` lists its source host.
+        served_by: Option<String>,
     },
     /// Images were discovered.
     ImagesFound {

@@ -1,14 +1,20 @@
-//! Registry mirrors for image sources (`sourceMirrors`, `mirrorsOnly`), as containerd's
+//! Registry mirrors for sources (`sourceMirrors`, `mirrorsOnly`), as containerd's
 //! `hosts.toml` and `registries.conf` do them: each mirror in order, then the original
-//! host unless `mirrorsOnly`. Only where an image is read from changes; its target name
-//! is still remapped from the original reference. IO (HEAD requests).
+//! host unless `mirrorsOnly`. Images, OCI charts and the tag lists selectors read all go
+//! through [`Ctx::at_mirrors`]. Only where something is read from changes; its target name
+//! is still remapped from the original reference. IO (HEAD and tag-list requests).
 
-use super::{Ctx, Env};
+use std::future::Future;
+use std::sync::Arc;
+
+use super::Ctx;
 use crate::reference::ImageRef;
-use crate::registry::Scope;
+use crate::registry::client::RegistryClient;
+use crate::registry::{RegistryError, Scope};
 use crate::result::ImageResult;
+use crate::source::FetchError;
 
-/// Where an image is read from.
+/// Where an image (or an OCI chart) is read from.
 pub(super) struct Source {
     /// The original reference or its place on a mirror.
     pub(super) from: ImageRef,
@@ -17,12 +23,17 @@ pub(super) struct Source {
 }
 
 impl Source {
+    /// The host to name as the one that served it, when mirrors were involved.
+    pub(super) fn served_by(&self) -> Option<String> {
+        self.mirrored.then(|| self.from.registry.clone())
+    }
+
     /// `r`, which was produced reading from `self.from`, told in terms of the original
     /// `src`, with the serving host when mirrors were involved.
     pub(super) fn report(&self, src: &ImageRef, mut r: ImageResult) -> ImageResult {
         if self.mirrored {
             r.source = src.to_string();
-            r.served_by = Some(self.from.registry.clone());
+            r.served_by = self.served_by();
         }
         r
     }
@@ -44,45 +55,53 @@ fn at_mirror(src: &ImageRef, mirror: &str) -> ImageRef {
     }
 }
 
-/// Whether `at` is there (a HEAD of its manifest); why not, otherwise.
-async fn probe(env: &Env, at: &ImageRef) -> Result<(), String> {
-    let client = env
-        .registries
-        .client(&at.registry)
-        .await
-        .map_err(|e| e.to_string())?;
+/// Whether `at` is there (a HEAD of its manifest).
+async fn probe(client: Arc<RegistryClient>, at: ImageRef) -> Result<Option<()>, RegistryError> {
     let scope = Scope::Pull(at.repository.clone());
-    match client
+    Ok(client
         .head_manifest(&at.repository, at.reference(), &scope)
-        .await
-    {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!("{at} is not there")),
-        Err(e) => Err(e.to_string()),
-    }
+        .await?
+        .map(|_| ()))
+}
+
+/// The tags of `at`'s repository; `None` when it has none there (a proxy that has not
+/// cached it, say), so that the next candidate is asked.
+async fn tags(
+    client: Arc<RegistryClient>,
+    at: ImageRef,
+) -> Result<Option<Vec<String>>, RegistryError> {
+    let tags = client.list_tags(&at.repository).await?;
+    Ok((!tags.is_empty()).then_some(tags))
 }
 
 impl Ctx<'_> {
-    /// Where to read `src` from: the first mirror that has it, else the original host
-    /// (unless `mirrorsOnly`, which fails naming what each mirror answered).
-    pub(super) async fn source_for(&self, src: &ImageRef) -> Result<Source, String> {
+    /// Ask each mirror of `src`'s host in order with `attempt` (`Ok(None)`: not there).
+    /// `Ok(Some((where, answer)))` from the first mirror that has it; `Ok(None)` when the
+    /// host has no mirrors or none had it and the original may be asked; `Err` naming what
+    /// each mirror answered when `mirrorsOnly` forbids asking the original.
+    pub(super) async fn at_mirrors<T, F, Fut>(
+        &self,
+        src: &ImageRef,
+        attempt: F,
+    ) -> Result<Option<(ImageRef, T)>, String>
+    where
+        F: Fn(Arc<RegistryClient>, ImageRef) -> Fut,
+        Fut: Future<Output = Result<Option<T>, RegistryError>>,
+    {
         let spec = &self.req.spec;
         let Some(mirrors) = spec.source_mirrors.get(&src.registry) else {
-            return Ok(Source {
-                from: src.clone(),
-                mirrored: false,
-            });
+            return Ok(None);
         };
         let mut tried = Vec::new();
         for m in mirrors {
             let at = at_mirror(src, m);
-            match probe(self.env, &at).await {
-                Ok(()) => {
-                    return Ok(Source {
-                        from: at,
-                        mirrored: true,
-                    });
-                }
+            let answer = match self.env.registries.client(&at.registry).await {
+                Ok(client) => attempt(client, at.clone()).await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(Some(t)) => return Ok(Some((at, t))),
+                Ok(None) => tried.push(format!("{m}: {at} is not there")),
                 Err(e) => tried.push(format!("{m}: {e}")),
             }
         }
@@ -94,10 +113,32 @@ impl Ctx<'_> {
                 src.registry
             ));
         }
-        Ok(Source {
-            from: src.clone(),
-            mirrored: true,
-        })
+        Ok(None)
+    }
+
+    /// Where to read `src` from: the first mirror that has it, else the original host
+    /// (unless `mirrorsOnly`, which fails naming what each mirror answered).
+    pub(super) async fn source_for(&self, src: &ImageRef) -> Result<Source, String> {
+        let mirrored = self.req.spec.source_mirrors.contains_key(&src.registry);
+        let from = match self.at_mirrors(src, probe).await? {
+            Some((at, ())) => at,
+            None => src.clone(),
+        };
+        Ok(Source { from, mirrored })
+    }
+
+    /// The tags of `src`'s repository, from the first mirror that lists any, else from the
+    /// original host (unless `mirrorsOnly`).
+    pub(super) async fn tags_for(&self, src: &ImageRef) -> Result<Vec<String>, FetchError> {
+        if let Some((_, t)) = self
+            .at_mirrors(src, tags)
+            .await
+            .map_err(FetchError::Mirrors)?
+        {
+            return Ok(t);
+        }
+        let client = self.env.registries.client(&src.registry).await?;
+        Ok(client.list_tags(&src.repository).await?)
     }
 }
 

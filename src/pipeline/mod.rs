@@ -400,20 +400,22 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    async fn fetch(&self, u: &Unit) -> Result<FetchedChart, FetchError> {
+    /// The chart of `u`, and the host that served it when `sourceMirrors` lists mirrors
+    /// for its (OCI) source host.
+    async fn fetch(&self, u: &Unit) -> Result<(FetchedChart, Option<String>), FetchError> {
         let up = &self.req.spec.upstreams[u.upstream];
         let store = &self.env.store;
         match up.source_type {
-            SourceType::Repo => {
-                self.repos
-                    .fetch(
-                        up.repo.as_deref().unwrap_or_default(),
-                        &u.chart,
-                        &u.version,
-                        store,
-                    )
-                    .await
-            }
+            SourceType::Repo => self
+                .repos
+                .fetch(
+                    up.repo.as_deref().unwrap_or_default(),
+                    &u.chart,
+                    &u.version,
+                    store,
+                )
+                .await
+                .map(|f| (f, None)),
             SourceType::Oci => {
                 let loc = OciLocation::parse(up.registry.as_deref().unwrap_or_default()).map_err(
                     |reason| FetchError::Download {
@@ -421,18 +423,34 @@ impl Ctx<'_> {
                         reason,
                     },
                 )?;
-                crate::source::oci::fetch(&self.env.registries, &loc, &u.chart, &u.version, store)
-                    .await
-            }
-            SourceType::Local => {
-                crate::source::local::fetch(
-                    std::path::Path::new(up.path.as_deref().unwrap_or_default()),
+                // Read through the source's mirrors as its images are.
+                let chart = ImageRef {
+                    registry: loc.host.clone(),
+                    repository: loc.repository(&u.chart),
+                    tag: Some(version_tag(&u.version)),
+                    digest: None,
+                };
+                let from = self.source_for(&chart).await.map_err(FetchError::Mirrors)?;
+                let at = &from.from;
+                crate::source::oci::fetch_at(
+                    &self.env.registries,
+                    &at.registry,
+                    &at.repository,
                     &u.chart,
                     &u.version,
                     store,
                 )
                 .await
+                .map(|f| (f, from.served_by()))
             }
+            SourceType::Local => crate::source::local::fetch(
+                std::path::Path::new(up.path.as_deref().unwrap_or_default()),
+                &u.chart,
+                &u.version,
+                store,
+            )
+            .await
+            .map(|f| (f, None)),
         }
     }
 
@@ -459,6 +477,7 @@ impl Ctx<'_> {
             images_skipped: 0,
             images_failed: 0,
             overlay: None,
+            served_by: None,
         };
         if self.cancel.is_cancelled() {
             vr.chart_status = ChartStatus::Failed;
@@ -466,7 +485,10 @@ impl Ctx<'_> {
             return (vr, Vec::new());
         }
         let fetched = match self.fetch(u).await {
-            Ok(f) => f,
+            Ok((f, served_by)) => {
+                vr.served_by = served_by;
+                f
+            }
             Err(e) => {
                 vr.chart_status = ChartStatus::Failed;
                 vr.chart_error = Some(e.to_string());
@@ -474,6 +496,7 @@ impl Ctx<'_> {
                     unit: i,
                     status: ChartStatus::Failed,
                     detail: vr.chart_error.clone(),
+                    served_by: None,
                 });
                 if !self.req.charts_only {
                     vr.images_error =
@@ -564,6 +587,7 @@ impl Ctx<'_> {
                 unit: i,
                 status: vr.chart_status,
                 detail,
+                served_by: vr.served_by.clone(),
             });
         }
         if self.req.charts_only {

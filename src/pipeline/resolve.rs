@@ -192,8 +192,13 @@ impl Ctx<'_> {
                         reason,
                     },
                 )?;
-                let client = self.env.registries.client(&loc.host).await?;
-                let tags = client.list_tags(&loc.repository(&up.chart)).await?;
+                let repo = crate::reference::ImageRef {
+                    registry: loc.host.clone(),
+                    repository: loc.repository(&up.chart),
+                    tag: None,
+                    digest: None,
+                };
+                let tags = self.tags_for(&repo).await?;
                 // Helm writes `+` as `_` in tags.
                 Ok(tags.into_iter().map(|t| t.replace('_', "+")).collect())
             }

@@ -97,6 +97,9 @@ pub enum FetchError {
         #[source]
         source: ArchiveError,
     },
+    /// No mirror of an OCI source's host served it, and `mirrorsOnly` forbids the host.
+    #[error("{0}")]
+    Mirrors(String),
     /// A registry error (OCI sources).
     #[error(transparent)]
     Registry(#[from] RegistryError),

@@ -15,10 +15,31 @@ pub async fn fetch(
     version: &str,
     store: &ArtifactStore,
 ) -> Result<FetchedChart, FetchError> {
-    let client = registries.client(&loc.host).await?;
-    let repo = loc.repository(chart);
+    fetch_at(
+        registries,
+        &loc.host,
+        &loc.repository(chart),
+        chart,
+        version,
+        store,
+    )
+    .await
+}
+
+/// Fetch `chart` at `version` from the repository `repo` on `host` (where `fetch` would
+/// look, or its place on a mirror), keeping its manifest.
+pub async fn fetch_at(
+    registries: &Registries,
+    host: &str,
+    repo: &str,
+    chart: &str,
+    version: &str,
+    store: &ArtifactStore,
+) -> Result<FetchedChart, FetchError> {
+    let client = registries.client(host).await?;
+    let repo = repo.to_string();
     let tag = version_tag(version);
-    let location = format!("oci://{}/{repo}:{tag}", loc.host);
+    let location = format!("oci://{host}/{repo}:{tag}");
     let scope = Scope::Pull(repo.clone());
     let Some(manifest) = client.get_manifest(&repo, &tag, &scope).await? else {
         // Name what is there, as for a Helm repository (tags spell `+` as `_`).
@@ -26,7 +47,7 @@ pub async fn fetch(
         let versions: Vec<String> = tags.iter().map(|t| t.replace('_', "+")).collect();
         return Err(FetchError::NotFound {
             what: format!("{chart} version {version}"),
-            location: format!("oci://{}/{repo}", loc.host),
+            location: format!("oci://{host}/{repo}"),
             hint: super::newest_published(versions.iter().map(String::as_str)),
         });
     };
@@ -82,7 +103,7 @@ pub async fn fetch(
         archive: bytes,
         meta,
         origin: Origin::Oci {
-            host: loc.host.clone(),
+            host: host.to_string(),
             repo,
             manifest,
         },

@@ -397,6 +397,11 @@ pub fn client_cert(dir: &Path, name: &str) {
 /// Package the chart directory `chart` with helm and push it to `oci://<source>/charts`
 /// (helm names the archive `<name>-<version>.tgz`, given here as `archive`).
 pub fn push_oci_chart(w: &World, chart: &Path, archive: &str) {
+    push_oci_chart_to(w, chart, archive, &format!("{}/charts", w.src_host()));
+}
+
+/// [`push_oci_chart`] to `oci://<at>` (`host:port/path`, plain HTTP).
+pub fn push_oci_chart_to(w: &World, chart: &Path, archive: &str, at: &str) {
     let home = tempfile::tempdir().unwrap();
     let out = w.path("packaged");
     helm(
@@ -414,7 +419,7 @@ pub fn push_oci_chart(w: &World, chart: &Path, archive: &str) {
         &[
             "push",
             &out.join(archive).to_string_lossy(),
-            &format!("oci://{}/charts", w.src_host()),
+            &format!("oci://{at}"),
             "--plain-http",
         ],
     )

@@ -148,3 +148,163 @@ async fn images_come_through_mirrors_and_fall_back_only_when_allowed() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("sourceMirrors"), "{r:?}");
 }
+
+/// The chart entry of the single version of `report` as (status, servedBy, error).
+fn only_chart(report: &serde_json::Value) -> [String; 3] {
+    let v = &report["charts"][0]["versions"][0];
+    ["chartStatus", "servedBy", "chartError"].map(|k| v[k].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn oci_charts_and_their_tag_lists_come_through_mirrors() {
+    let w = world().await;
+    // The mirror holds the chart under remote/charts; the original host holds it too,
+    // behind a recording proxy.
+    let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
+    let chart = charts::write_simple_chart(
+        &w.path("c"),
+        "ocichart",
+        "2.3.4",
+        &w.set.redis.reference(w.src_host()),
+    )
+    .unwrap();
+    push_oci_chart_to(
+        &w,
+        &chart,
+        "ocichart-2.3.4.tgz",
+        &format!("{}/remote/charts", mirror.addr()),
+    );
+    push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
+    let digest = w.src_digest("charts/ocichart", "2.3.4").await.unwrap();
+    let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
+    let dead = dead_host();
+    let insecure = [w.src_host(), mirror.addr(), proxy.addr(), &dead].join(",");
+    let mirror_path = format!("{}/remote", mirror.addr());
+    // `versions` pins the version; `semver` makes the run read the tag list first.
+    let run = |name: &str,
+               chart_host: &str,
+               mirrors: &str,
+               only: bool,
+               pick: &str,
+               out: &[&str]| {
+        w.config(
+            "mirror.yaml",
+            &format!(
+                "target: {{url: {}/{name}, insecure: true}}\nsourceMirrors:\n  {chart_host}: [{mirrors}]\nmirrorsOnly: {only}\nupstreams:\n  oc: {{type: oci, registry: \"oci://{chart_host}/charts\", chart: ocichart, {pick}}}\n",
+                w.dst.addr()
+            ),
+        );
+        let mut args = vec!["mirror", "--all", "--charts-only"];
+        args.extend_from_slice(out);
+        w.run_env(&args, &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)])
+    };
+    let json = ["-o", "json"];
+
+    // The original host is not running: the mirror serves the chart, byte for byte, and
+    // its tag list answers the selector.
+    let r = run(
+        "c1",
+        &dead,
+        &mirror_path,
+        false,
+        "semver: \"^2.0.0\"",
+        &json,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let report = r.json();
+    assert_eq!(
+        report["charts"][0]["resolvedVersions"],
+        serde_json::json!(["2.3.4"])
+    );
+    let [status, served, _] = only_chart(&report);
+    assert_eq!(
+        (status.as_str(), served.as_str()),
+        ("pushed", mirror.addr())
+    );
+    assert_eq!(
+        w.dst_digest("c1/ocichart", "2.3.4").await,
+        Some(digest.clone())
+    );
+
+    // mirrorsOnly: the original, behind the proxy, sees no request (tag list or manifest).
+    let r = run(
+        "c2",
+        proxy.addr(),
+        &mirror_path,
+        true,
+        "semver: \"^2.0.0\"",
+        &json,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(only_chart(&r.json())[1], mirror.addr());
+    assert!(proxy.records().is_empty(), "{:?}", proxy.records());
+
+    // The text report says which host served the chart.
+    let r = run(
+        "c3",
+        proxy.addr(),
+        &mirror_path,
+        true,
+        "versions: [\"2.3.4\"]",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("Chart:")
+                && l.ends_with(&format!("OK (via {})", mirror.addr()))),
+        "{r:?}"
+    );
+    assert!(proxy.records().is_empty(), "{:?}", proxy.records());
+
+    // The mirror down, mirrorsOnly false: the original serves the tag list and the chart.
+    let r = run(
+        "c4",
+        proxy.addr(),
+        &dead,
+        false,
+        "semver: \"^2.0.0\"",
+        &json,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let [status, served, _] = only_chart(&r.json());
+    assert_eq!((status.as_str(), served.as_str()), ("pushed", proxy.addr()));
+    let seen: Vec<String> = proxy.records().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        seen.iter()
+            .any(|p| p.contains("/charts/ocichart/tags/list"))
+            && seen
+                .iter()
+                .any(|p| p.contains("/charts/ocichart/manifests/2.3.4")),
+        "{seen:?}"
+    );
+
+    // The mirror down, mirrorsOnly true: the selector fails naming the mirror's answer,
+    // and the original is not asked.
+    let before = proxy.records().len();
+    let r = run("c5", proxy.addr(), &dead, true, "semver: \"^2.0.0\"", &json);
+    assert_eq!(r.code, 1, "{r:?}");
+    let error = r.json()["charts"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains(&format!("no mirror of {} served it", proxy.addr()))
+            && error.contains(&dead),
+        "{error}"
+    );
+    let r = run(
+        "c6",
+        proxy.addr(),
+        &dead,
+        true,
+        "versions: [\"2.3.4\"]",
+        &json,
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let [status, _, error] = only_chart(&r.json());
+    assert_eq!(status, "failed");
+    assert!(error.contains("mirrorsOnly: true forbids"), "{error}");
+    assert_eq!(proxy.records().len(), before);
+}
