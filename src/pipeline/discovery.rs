@@ -74,6 +74,7 @@ pub async fn images(
         helm: helm.as_deref(),
         progress: &NoProgress,
         cancel,
+        mirrors_down: Default::default(),
     };
     let resolved = ctx.resolve_all().await;
     let units = super::plan(req, &target, &resolved);

@@ -55,11 +55,12 @@ fn at_mirror(src: &ImageRef, mirror: &str) -> ImageRef {
     }
 }
 
-/// Whether `at` is there (a HEAD of its manifest).
+/// Whether `at` is there (a HEAD of its manifest; a mirror that cannot be connected to
+/// is not retried).
 async fn probe(client: Arc<RegistryClient>, at: ImageRef) -> Result<Option<()>, RegistryError> {
     let scope = Scope::Pull(at.repository.clone());
     Ok(client
-        .head_manifest(&at.repository, at.reference(), &scope)
+        .probe_manifest(&at.repository, at.reference(), &scope)
         .await?
         .map(|_| ()))
 }
@@ -70,8 +71,30 @@ async fn tags(
     client: Arc<RegistryClient>,
     at: ImageRef,
 ) -> Result<Option<Vec<String>>, RegistryError> {
-    let tags = client.list_tags(&at.repository).await?;
+    let tags = client.probe_tags(&at.repository).await?;
     Ok((!tags.is_empty()).then_some(tags))
+}
+
+/// Mirror hosts found unreachable in this run: later images, charts and tag lists skip
+/// them rather than each paying a connection attempt (a run is minutes; a mirror that
+/// comes back is used again by the next run).
+#[derive(Default)]
+pub(super) struct Down(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Down {
+    fn is_down(&self, host: &str) -> bool {
+        self.0.lock().is_ok_and(|d| d.contains(host))
+    }
+
+    /// Remember `host` as down, warning the first time.
+    fn mark(&self, host: &str, why: &RegistryError) {
+        let first = self.0.lock().is_ok_and(|mut d| d.insert(host.to_string()));
+        if first {
+            tracing::warn!(
+                "mirror {host} cannot be reached ({why}); it is skipped for the rest of this run"
+            );
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -95,6 +118,13 @@ impl Ctx<'_> {
         let mut tried = Vec::new();
         for m in mirrors {
             let at = at_mirror(src, m);
+            if self.mirrors_down.is_down(&at.registry) {
+                tried.push(format!(
+                    "{m}: skipped, {} could not be reached earlier in this run",
+                    at.registry
+                ));
+                continue;
+            }
             let answer = match self.env.registries.client(&at.registry).await {
                 Ok(client) => attempt(client, at.clone()).await,
                 Err(e) => Err(e),
@@ -102,7 +132,12 @@ impl Ctx<'_> {
             match answer {
                 Ok(Some(t)) => return Ok(Some((at, t))),
                 Ok(None) => tried.push(format!("{m}: {at} is not there")),
-                Err(e) => tried.push(format!("{m}: {e}")),
+                Err(e) => {
+                    if e.is_unreachable() {
+                        self.mirrors_down.mark(&at.registry, &e);
+                    }
+                    tried.push(format!("{m}: {e}"));
+                }
             }
         }
         if spec.mirrors_only {

@@ -279,6 +279,7 @@ pub async fn run(
         helm: helm.as_deref(),
         progress,
         cancel,
+        mirrors_down: Default::default(),
     };
     // Versions are resolved at the start of the run (from the upstreams, not the target).
     let resolved = ctx.resolve_all().await;
@@ -397,6 +398,8 @@ struct Ctx<'a> {
     helm: Option<&'a str>,
     progress: &'a dyn Progress,
     cancel: &'a CancellationToken,
+    /// Mirror hosts found unreachable so far in this run.
+    mirrors_down: mirrors::Down,
 }
 
 impl Ctx<'_> {

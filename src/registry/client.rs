@@ -25,6 +25,16 @@ use super::ratelimit::{PauseBudget, Pauses};
 use super::{RegistryError, RegistryOptions};
 use crate::credentials::Credential;
 
+/// How often a request is sent again after a transient failure.
+#[derive(Clone, Copy, Debug)]
+struct Retries {
+    /// Retries after the first attempt.
+    max: u32,
+    /// Whether a failed connection (refused, no such name, connect timeout) is retried
+    /// too; a mirror probe moves on to the next candidate instead.
+    connect: bool,
+}
+
 /// A client for one registry host.
 pub struct RegistryClient {
     pub(super) host: String,
@@ -146,16 +156,24 @@ impl RegistryClient {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<Response, RegistryError> {
-        self.send_retrying(
-            method,
-            url,
-            scope,
-            headers,
-            body,
-            timeout,
-            self.opts.retries,
-        )
-        .await
+        self.send_retrying(method, url, scope, headers, body, timeout, self.retries())
+            .await
+    }
+
+    /// The options' retries, for every kind of transient failure.
+    fn retries(&self) -> Retries {
+        Retries {
+            max: self.opts.retries,
+            connect: true,
+        }
+    }
+
+    /// The options' retries, except that a failed connection is not retried.
+    fn probe_retries(&self) -> Retries {
+        Retries {
+            connect: false,
+            ..self.retries()
+        }
     }
 
     /// Check that the registry answers its API root (`GET /v2/`) with these credentials:
@@ -171,7 +189,10 @@ impl RegistryClient {
                 HeaderMap::new(),
                 None,
                 self.opts.request_timeout.min(Duration::from_secs(30)),
-                self.opts.retries.min(1),
+                Retries {
+                    max: self.opts.retries.min(1),
+                    connect: true,
+                },
             )
             .await?;
         let status = resp.status();
@@ -191,7 +212,7 @@ impl RegistryClient {
         headers: HeaderMap,
         body: Option<Bytes>,
         timeout: Duration,
-        retries: u32,
+        retries: Retries,
     ) -> Result<Response, RegistryError> {
         let mut attempt = 0u32;
         let mut authed = false;
@@ -237,18 +258,20 @@ impl RegistryClient {
                             ),
                         });
                     }
-                    if !is_retryable(status) || attempt >= retries {
+                    if !is_retryable(status) || attempt >= retries.max {
                         return Ok(resp);
                     }
                     retry_after_header(resp.headers())
                 }
                 Err(e) => {
-                    if attempt >= retries
+                    if attempt >= retries.max
+                        || (e.is_connect() && !retries.connect)
                         || super::is_plain_http_answer(&e)
                         || super::is_untrusted_certificate(&e)
                         || !(e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
                     {
-                        return Err(if e.is_timeout() {
+                        // A connect timeout is a host that cannot be reached.
+                        return Err(if e.is_timeout() && !e.is_connect() {
                             RegistryError::Timeout {
                                 host: self.host.clone(),
                                 what: format!(
@@ -299,11 +322,20 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
         scope: &Scope,
+        retries: Retries,
     ) -> Result<(String, Response), RegistryError> {
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let timeout = self.opts.request_timeout;
         let resp = self
-            .send(method, &url, scope, accept_manifests(), None, timeout)
+            .send_retrying(
+                method,
+                &url,
+                scope,
+                accept_manifests(),
+                None,
+                timeout,
+                retries,
+            )
             .await?;
         Ok((url, resp))
     }
@@ -315,8 +347,31 @@ impl RegistryClient {
         reference: &str,
         scope: &Scope,
     ) -> Result<Option<String>, RegistryError> {
+        self.head_manifest_with(repo, reference, scope, self.retries())
+            .await
+    }
+
+    /// [`Self::head_manifest`] for a mirror probe: a host that cannot be connected to
+    /// fails at once ([`RegistryError::Unreachable`]) rather than after the retries.
+    pub async fn probe_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        scope: &Scope,
+    ) -> Result<Option<String>, RegistryError> {
+        self.head_manifest_with(repo, reference, scope, self.probe_retries())
+            .await
+    }
+
+    async fn head_manifest_with(
+        &self,
+        repo: &str,
+        reference: &str,
+        scope: &Scope,
+        retries: Retries,
+    ) -> Result<Option<String>, RegistryError> {
         let (url, resp) = self
-            .manifest_request(Method::HEAD, repo, reference, scope)
+            .manifest_request(Method::HEAD, repo, reference, scope, retries)
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -347,7 +402,7 @@ impl RegistryClient {
         scope: &Scope,
     ) -> Result<Option<RawManifest>, RegistryError> {
         let (url, resp) = self
-            .manifest_request(Method::GET, repo, reference, scope)
+            .manifest_request(Method::GET, repo, reference, scope, self.retries())
             .await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -616,17 +671,32 @@ impl RegistryClient {
     /// Every tag of `repo` (empty when the repository does not exist), following the
     /// registry's `Link: <…>; rel="next"` pages (at most [`MAX_TAG_PAGES`]).
     pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        self.list_tags_with(repo, self.retries()).await
+    }
+
+    /// [`Self::list_tags`] for a mirror probe: a host that cannot be connected to fails
+    /// at once ([`RegistryError::Unreachable`]) rather than after the retries.
+    pub async fn probe_tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        self.list_tags_with(repo, self.probe_retries()).await
+    }
+
+    async fn list_tags_with(
+        &self,
+        repo: &str,
+        retries: Retries,
+    ) -> Result<Vec<String>, RegistryError> {
         let mut url = self.url(&format!("{repo}/tags/list"));
         let mut out = Vec::new();
         for _ in 0..MAX_TAG_PAGES {
             let resp = self
-                .send(
+                .send_retrying(
                     Method::GET,
                     &url,
                     &Scope::Pull(repo.to_string()),
                     HeaderMap::new(),
                     None,
                     self.opts.request_timeout,
+                    retries,
                 )
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND && out.is_empty() {

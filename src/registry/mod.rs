@@ -112,6 +112,17 @@ pub enum RegistryError {
         /// The underlying error, with its causes.
         reason: String,
     },
+    /// No connection could be made: refused, a name that does not resolve, a connect
+    /// timeout, a TLS handshake cut off. A mirror that answers so is skipped at once.
+    #[error("cannot reach {host} ({what}): {reason}")]
+    Unreachable {
+        /// Registry host.
+        host: String,
+        /// What was being done.
+        what: String,
+        /// The underlying error, with its causes.
+        reason: String,
+    },
     /// No answer in time.
     #[error("{what} on {host} timed out after {secs}s")]
     Timeout {
@@ -175,6 +186,12 @@ impl RegistryError {
             reason.push_str(
                 " (the registry's certificate is not trusted here: pass --ca-file with the CA that signed it)",
             );
+        } else if e.is_connect() {
+            return RegistryError::Unreachable {
+                host: host.to_string(),
+                what: what.to_string(),
+                reason,
+            };
         }
         RegistryError::Transport {
             host: host.to_string(),
@@ -187,16 +204,24 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
-            RegistryError::Transport { .. } | RegistryError::Timeout { .. } => true,
+            RegistryError::Transport { .. }
+            | RegistryError::Unreachable { .. }
+            | RegistryError::Timeout { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether no connection to the host could be made at all (see
+    /// [`RegistryError::Unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, RegistryError::Unreachable { .. })
     }
 
     /// A short, bounded label for metrics and event reasons.
     pub fn category(&self) -> &'static str {
         match self {
             RegistryError::Status { .. } => "registry_status",
-            RegistryError::Transport { .. } => "network",
+            RegistryError::Transport { .. } | RegistryError::Unreachable { .. } => "network",
             RegistryError::Timeout { .. } => "timeout",
             RegistryError::Auth { .. } | RegistryError::Credentials(_) => "auth",
             RegistryError::Protocol { .. } | RegistryError::PlainHttp { .. } => "protocol",

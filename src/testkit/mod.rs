@@ -4,6 +4,7 @@
 //! the mirroring API.
 
 pub mod charts;
+pub mod hangup;
 pub mod helm_repo;
 pub mod images;
 pub mod oci;

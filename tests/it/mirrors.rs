@@ -175,7 +175,12 @@ async fn oci_charts_and_their_tag_lists_come_through_mirrors() {
         &format!("{}/remote/charts", mirror.addr()),
     );
     push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
-    let digest = w.src_digest("charts/ocichart", "2.3.4").await.unwrap();
+    // What the mirror holds (helm packages the two pushes at different times, so the
+    // original's copy may differ).
+    let digest = oci::manifest_digest(mirror.addr(), "remote/charts/ocichart", "2.3.4")
+        .await
+        .unwrap()
+        .unwrap();
     let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
     let dead = dead_host();
     let insecure = [w.src_host(), mirror.addr(), proxy.addr(), &dead].join(",");
@@ -307,4 +312,115 @@ async fn oci_charts_and_their_tag_lists_come_through_mirrors() {
     assert_eq!(status, "failed");
     assert!(error.contains("mirrorsOnly: true forbids"), "{error}");
     assert_eq!(proxy.records().len(), before);
+}
+
+/// The images of the single version of `report` as (servedBy, error).
+fn served_and_errors(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["charts"][0]["versions"][0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+            (s("servedBy"), s("error"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mirror_that_is_down_is_tried_once_per_run_and_a_404_moves_on_at_once() {
+    let w = world().await;
+    let refs: Vec<String> = [&w.set.nginx, &w.set.redis, &w.set.job]
+        .iter()
+        .map(|s| s.reference(w.src_host()))
+        .collect();
+    image_chart(&w, "down", &refs);
+    // The hang-up port takes each connection and closes it: the client's TLS handshake
+    // (it is not an insecure registry) fails, a connect error that can be counted. The
+    // dead port refuses connections.
+    let hangup = lazyoci::testkit::hangup::Hangup::start().unwrap();
+    let dead = dead_host();
+    // A mirror that is up but has none of the images, behind a recording proxy.
+    let empty = lazyoci::testkit::registry::Registry::start().await.unwrap();
+    let empty_proxy = Proxy::start(empty.addr(), vec![]).unwrap();
+    let insecure = [w.src_host(), &dead, empty_proxy.addr()].join(",");
+    // One image at a time, so that which image meets a mirror first is settled.
+    let run = |name: &str, mirrors: &str, only: bool| {
+        w.config(
+            "mirror.yaml",
+            &format!(
+                "target: {{url: {}/{name}, insecure: true}}\nsourceMirrors:\n  {}: [{mirrors}]\nmirrorsOnly: {only}\nupstreams:\n  down: {{type: local, path: charts/down, chart: down, versions: [\"1.0.0\"]}}\n",
+                w.dst.addr(),
+                w.src_host()
+            ),
+        );
+        w.run_env(
+            &["mirror", "--all", "-o", "json", "--concurrency", "1"],
+            &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)],
+        )
+    };
+
+    // Both mirrors down: the first image costs each one connection attempt (no retries),
+    // the later images skip them, and the original serves all three.
+    let r = run("d1", &format!("{}, {dead}", hangup.addr()), false);
+    assert_eq!(r.code, 0, "{r:?}");
+    let images = served_and_errors(&r.json());
+    assert_eq!(images.len(), 3, "{r:?}");
+    assert!(images.iter().all(|(s, _)| s == w.src_host()), "{images:?}");
+    assert_eq!(hangup.connections(), 1, "{r:?}");
+    // Said once per mirror host.
+    let warned = |host: &str| {
+        r.stderr
+            .matches(&format!("mirror {host} cannot be reached"))
+            .count()
+    };
+    assert_eq!((warned(hangup.addr()), warned(&dead)), (1, 1), "{r:?}");
+    assert!(
+        r.stderr.contains("skipped for the rest of this run"),
+        "{r:?}"
+    );
+
+    // mirrorsOnly with the mirror down: every image fails; the first says why, the later
+    // ones that the mirror was found down earlier in the run.
+    let r = run("d2", hangup.addr(), true);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(hangup.connections(), 2, "{r:?}");
+    let errors: Vec<String> = served_and_errors(&r.json())
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|e| e.contains(&format!("cannot reach {}", hangup.addr())))
+            .count(),
+        1,
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|e| e.contains("could not be reached earlier in this run"))
+            .count(),
+        2,
+        "{errors:?}"
+    );
+
+    // A mirror without the images answers 404: one HEAD per image, then the original.
+    let r = run("d3", empty_proxy.addr(), false);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        served_and_errors(&r.json())
+            .iter()
+            .all(|(s, _)| s == w.src_host()),
+        "{r:?}"
+    );
+    let asked: Vec<String> = empty_proxy
+        .records()
+        .iter()
+        .filter(|r| r.path.contains("/manifests/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(asked.iter().all(|a| a.starts_with("HEAD ")), "{asked:?}");
 }
