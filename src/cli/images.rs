@@ -27,7 +27,7 @@ pub async fn discover(
     ),
     ExitCode,
 > {
-    let (mut spec, _) = crate::config::load(config).map_err(|e| fail(EXIT_USAGE, e))?;
+    let mut spec = super::load_config(config)?;
     super::override_sources(&mut spec, &shared.sources);
     let mut req = MirrorRequest::all(spec);
     req.dry_run = true;

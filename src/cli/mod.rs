@@ -468,6 +468,20 @@ pub async fn mirror(cli: &Cli, args: &MirrorArgs) -> ExitCode {
     }
 }
 
+/// Load and validate a config (a usage error is printed and returned), warning on stderr
+/// about each Secret reference of a ChartMirror manifest that the CLI does not read.
+pub(crate) fn load_config(
+    file: &std::path::Path,
+) -> Result<crate::spec::ChartMirrorSpec, ExitCode> {
+    let (spec, form) = crate::config::load(file).map_err(|e| fail(EXIT_USAGE, e))?;
+    if form == crate::config::ConfigForm::ChartMirror {
+        for w in crate::config::ignored_by_cli(&spec) {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(spec)
+}
+
 /// The theme, request and environment of a `mirror`-like command; `adjust` may change the
 /// spec (its target, say) before it is validated. A usage error is printed and returned.
 pub fn request(
@@ -482,7 +496,7 @@ pub fn request(
             "--version overrides the versions of one chart; use it with --chart KEY, not --all",
         ));
     }
-    let (mut spec, _) = crate::config::load(&args.config).map_err(|e| fail(EXIT_USAGE, e))?;
+    let mut spec = load_config(&args.config)?;
     override_sources(&mut spec, &args.shared.sources);
     adjust(&mut spec);
     let req = MirrorRequest {

@@ -268,6 +268,59 @@ pub fn parse(bytes: &[u8], base: &Path) -> Result<(ChartMirrorSpec, ConfigForm),
     }
 }
 
+/// What a CLI run of a ChartMirror manifest leaves out: the `secretRef`s and
+/// `certSecretRef`s the operator reads from Kubernetes Secrets, each with what to use on
+/// the CLI instead. One line per field, for the CLI to print as warnings. Pure.
+pub fn ignored_by_cli(spec: &ChartMirrorSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut say = |path: String, secret: &str, instead: &str| {
+        out.push(format!(
+            "{path} (Secret {secret:?}) is ignored: the CLI reads no Kubernetes Secrets; {instead}"
+        ));
+    };
+    let t = &spec.target;
+    if let Some(r) = &t.secret_ref {
+        say(
+            "spec.target.secretRef".into(),
+            &r.name,
+            "the target's credentials come from the docker config (docker login, $DOCKER_CONFIG) or $REGISTRY_AUTH_FILE",
+        );
+    }
+    if let Some(r) = &t.cert_secret_ref {
+        say(
+            "spec.target.certSecretRef".into(),
+            &r.name,
+            "pass the target's CA with --ca-file",
+        );
+    }
+    for (i, u) in spec.upstreams.iter().enumerate() {
+        let at = |f: &str| format!("spec.upstreams[{i}].{f} ({})", u.name);
+        if let Some(r) = &u.secret_ref {
+            let instead = match u.source_type {
+                SourceType::Repo => {
+                    "give this upstream `auth:` (usernameEnv/passwordEnv, tokenEnv, …) in a mirror.yaml, or helm's repositories.yaml with --repository-config"
+                }
+                _ => {
+                    "give this upstream `auth:` in a mirror.yaml, or log in with the docker config (docker login) or $REGISTRY_AUTH_FILE"
+                }
+            };
+            say(at("secretRef"), &r.name, instead);
+        }
+        if let Some(r) = &u.cert_secret_ref {
+            let instead = match u.source_type {
+                SourceType::Repo => {
+                    "give this upstream `auth:` with caFile/certFile/keyFile in a mirror.yaml, or helm's repositories.yaml with --repository-config, or --ca-file for a CA"
+                }
+                _ => {
+                    "give this upstream `auth:` with caFile/certFile/keyFile in a mirror.yaml, or --ca-file for a CA"
+                }
+            };
+            say(at("certSecretRef"), &r.name, instead);
+        }
+    }
+    out
+}
+
 /// `path` relative to the config file's directory, without `.` components (so messages and
 /// the stored path read cleanly).
 fn resolve(base: &Path, path: &str) -> PathBuf {

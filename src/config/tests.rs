@@ -201,3 +201,46 @@ fn hostile_corpus_regressions() {
         got[0].len()
     );
 }
+
+#[test]
+fn the_cli_names_each_secret_reference_it_ignores_and_what_to_use_instead() {
+    let text = r#"
+apiVersion: lazyoci.io/v1alpha1
+kind: ChartMirror
+metadata: {name: m}
+spec:
+  target: {url: registry.example.com/ns}
+  upstreams:
+    - name: internal
+      type: repo
+      repo: https://charts.corp.example/stable
+      chart: app
+      versions: ["1.4.2"]
+      secretRef: {name: internal-auth}
+      certSecretRef: {name: internal-tls}
+    - name: plain
+      type: repo
+      repo: https://charts.example/stable
+      chart: other
+      versions: ["1.0.0"]
+"#;
+    let (spec, form) = parse(text.as_bytes(), Path::new("/nonexistent")).unwrap();
+    assert_eq!(form, ConfigForm::ChartMirror);
+    let warnings = ignored_by_cli(&spec);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "spec.upstreams[0].secretRef (internal) (Secret \"internal-auth\") is ignored"
+        ) && warnings[0].contains("--repository-config")
+            && warnings[0].contains("`auth:`"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with("spec.upstreams[0].certSecretRef (internal)")
+            && warnings[1].contains("caFile/certFile/keyFile"),
+        "{warnings:?}"
+    );
+    // mirror.yaml cannot carry Secret references at all.
+    let (spec, _) = parse(GOOD.as_bytes(), Path::new("/nonexistent")).unwrap();
+    assert!(ignored_by_cli(&spec).is_empty());
+}

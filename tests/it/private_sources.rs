@@ -396,3 +396,66 @@ async fn helms_repositories_yaml_supplies_credentials_and_tls_files() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("--repository-config"), "{run:?}");
 }
+
+#[tokio::test]
+async fn a_chartmirror_manifest_on_the_cli_warns_about_each_secret_it_cannot_read() {
+    let w = world().await;
+    let chart = charts::write_simple_chart(
+        &w.path("c"),
+        "ocichart",
+        "2.3.4",
+        &w.set.redis.reference(w.src_host()),
+    )
+    .unwrap();
+    push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
+    w.config(
+        "cm.yaml",
+        &format!(
+            "apiVersion: lazyoci.io/v1alpha1\nkind: ChartMirror\nmetadata: {{name: m}}\nspec:\n  target:\n    url: \"{}/mirror\"\n    insecure: true\n    secretRef: {{name: push-creds}}\n    certSecretRef: {{name: push-ca}}\n  upstreams:\n    - name: oc\n      type: oci\n      registry: \"oci://{}/charts\"\n      chart: ocichart\n      versions: [\"2.3.4\"]\n      secretRef: {{name: oc-auth}}\n      certSecretRef: {{name: oc-tls}}\n",
+            w.dst.addr(),
+            w.src_host()
+        ),
+    );
+    for args in [
+        &["mirror", "-c", "cm.yaml", "--all", "--dry-run"][..],
+        &["images", "-c", "cm.yaml"][..],
+    ] {
+        let r = w.run(args);
+        assert_eq!(r.code, 0, "{r:?}");
+        // Once per field, naming the Secret and what the CLI takes instead.
+        for (field, secret, instead) in [
+            ("spec.target.secretRef", "push-creds", "docker config"),
+            ("spec.target.certSecretRef", "push-ca", "--ca-file"),
+            ("spec.upstreams[0].secretRef (oc)", "oc-auth", "`auth:`"),
+            (
+                "spec.upstreams[0].certSecretRef (oc)",
+                "oc-tls",
+                "caFile/certFile/keyFile",
+            ),
+        ] {
+            let lines: Vec<&str> = r
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with(&format!("warning: {field} ")))
+                .collect();
+            assert_eq!(lines.len(), 1, "{field}: {r:?}");
+            assert!(
+                lines[0].contains(&format!("(Secret \"{secret}\") is ignored"))
+                    && lines[0].contains(instead),
+                "{lines:?}"
+            );
+        }
+    }
+    // The same spec as mirror.yaml has no Secret references, and no warnings.
+    w.config(
+        "mirror.yaml",
+        &format!(
+            "target: {{url: {}/mirror, insecure: true}}\nupstreams:\n  oc: {{type: oci, registry: \"oci://{}/charts\", chart: ocichart, versions: [\"2.3.4\"]}}\n",
+            w.dst.addr(),
+            w.src_host()
+        ),
+    );
+    let r = w.run(&["mirror", "--all", "--dry-run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("warning:"), "{r:?}");
+}
