@@ -75,7 +75,7 @@ skopeo_oci() { # image
 export -f skopeo_oci; export WORK
 t=$(now)
 /usr/bin/time -f "%M" -o "$WORK/rss-create" "$BIN" bundle create -c "$WORK/mirror.yaml" --all --images-only \
-  --concurrency "$P" --insecure-registry "$SRC" --artifact-dir "$WORK/art" -o json "$WORK/bundle" > "$WORK/create.json"
+  --concurrency "$P" --insecure-registry "$SRC" --artifact-dir "$WORK/art" -o json --output "$WORK/bundle" > "$WORK/create.json"
 B_CREATE=$(elapsed "$t"); B_CREATE_RSS=$(cat "$WORK/rss-create")
 B_SIZE=$(du -sb "$WORK/bundle/blobs" | cut -f1)
 mkdir -p "$WORK/skopeo-oci"

@@ -43,9 +43,10 @@ pub enum BundleCommand {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Where to write the bundle: a directory, or a .tar file when PATH ends in .tar (the
-    /// config's target is not contacted; names in the bundle are relative to it).
+    /// config's target is not contacted; names in the bundle are relative to it). Also
+    /// given as `--output PATH`.
     #[arg(value_name = "PATH")]
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
     /// Leave out every blob this previous bundle (a directory, .tar, or its lazyoci.json)
     /// and the bundles it was made --since carried: a delta for a site that holds them.
     #[arg(long, value_name = "PREVIOUS")]
@@ -129,13 +130,19 @@ fn relative_names(report: &mut MirrorReport) {
 }
 
 async fn create(cli: &Cli, args: &CreateArgs) -> ExitCode {
-    let tar = is_tar(&args.path);
-    if tar && args.path.is_dir() {
+    let Some(path) = &args.path else {
+        return fail(
+            EXIT_USAGE,
+            "bundle create needs where to write: --output PATH (a directory, or a .tar file when PATH ends in .tar); a bundle named text, json or yaml is written with ./NAME",
+        );
+    };
+    let tar = is_tar(path);
+    if tar && path.is_dir() {
         return fail(
             EXIT_USAGE,
             format!(
                 "{} is a directory; a .tar bundle needs a file name",
-                args.path.display()
+                path.display()
             ),
         );
     }
@@ -171,8 +178,8 @@ async fn create(cli: &Cli, args: &CreateArgs) -> ExitCode {
     };
     let dir = match (&scratch, tar) {
         (Some(t), _) => t.path().to_path_buf(),
-        (None, true) => work_dir(&args.path),
-        (None, false) => args.path.clone(),
+        (None, true) => work_dir(path),
+        (None, false) => path.clone(),
     };
     let dry_run = req.dry_run;
     let layout = match Layout::create(&dir, base) {
@@ -180,7 +187,7 @@ async fn create(cli: &Cli, args: &CreateArgs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     env.bundle = Some(layout.clone());
-    let out = args.path.clone();
+    let out = path.clone();
     run_then(
         cli.output,
         theme,

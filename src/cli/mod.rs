@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod demo;
+pub mod format;
 pub mod images;
 pub mod live;
 pub mod output;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::DockerCredentials;
@@ -21,6 +22,7 @@ use crate::discover::render::helm_from_env;
 use crate::pipeline::Progress;
 use crate::pipeline::{self, Env, MirrorRequest, PipelineError};
 use crate::registry::RegistryOptions;
+pub use format::OutputFormat;
 use live::ProgressMode;
 use output::Theme;
 
@@ -37,8 +39,21 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[derive(Debug, Parser)]
 #[command(name = "lazyoci", version, about, long_about = None, after_help = "Exit codes: 0 all mirrored or already present; 1 some chart or image failed (the rest still ran); 2 usage or config error (nothing written); 130 interrupted.")]
 pub struct Cli {
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format: text, json or yaml. In `bundle create`, a value that is not a format
+    /// names where to write the bundle (`--output PATH`).
+    #[arg(
+        id = "output",
+        short = 'o',
+        long = "output",
+        global = true,
+        value_name = "FORMAT",
+        action = clap::ArgAction::Append,
+        value_parser = format::OutputArgParser,
+        default_value = "text"
+    )]
+    pub output_args: Vec<format::OutputArg>,
+    /// The output format `-o/--output` settles on (see [`Cli::settle_output`]).
+    #[arg(skip = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Artifact storage directory: chart archives kept between runs, by digest
     /// [default: <user cache dir>/lazyoci].
@@ -52,15 +67,31 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Progress lines and a summary.
-    Text,
-    /// One JSON document on stdout.
-    Json,
-    /// One YAML document on stdout.
-    Yaml,
+impl Cli {
+    /// Settle `-o/--output` into [`Cli::output`] and, for `bundle create`, its destination;
+    /// `Err` (a usage error) for a value that is neither a format nor allowed as a path.
+    pub fn settle_output(&mut self) -> Result<(), String> {
+        let create = match &mut self.command {
+            Command::Bundle(b) => match &mut b.command {
+                bundle::BundleCommand::Create(c) => Some(c),
+                _ => None,
+            },
+            _ => None,
+        };
+        let (format, path) = format::settle(&self.output_args, create.is_some())?;
+        self.output = format;
+        if let (Some(c), Some(p)) = (create, path) {
+            if let Some(given) = &c.path {
+                return Err(format!(
+                    "where to write the bundle is given twice ({} and --output {}): give one",
+                    given.display(),
+                    p.display()
+                ));
+            }
+            c.path = Some(p);
+        }
+        Ok(())
+    }
 }
 
 /// Commands.
@@ -355,8 +386,14 @@ pub fn command() -> clap::Command {
 
 /// Parse the process arguments (exits with clap's message and code 2 on bad usage).
 pub fn parse() -> Cli {
-    let matches = command().get_matches();
-    <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let mut cmd = command();
+    let matches = cmd.get_matches_mut();
+    let mut cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(m) = cli.settle_output() {
+        cmd.error(clap::error::ErrorKind::InvalidValue, m).exit();
+    }
+    cli
 }
 
 /// `lazyoci crd`: the CRD as YAML, or as JSON with `-o json`.
@@ -726,5 +763,82 @@ mod tests {
             .is_err()
         );
         assert!(Cli::try_parse_from(["lazyoci", "-o", "json", "mirror", "--all"]).is_ok());
+    }
+
+    fn settled(argv: &[&str]) -> Result<Cli, String> {
+        let m = command()
+            .try_get_matches_from(argv)
+            .map_err(|e| e.to_string())?;
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+        cli.settle_output().map(|()| cli)
+    }
+
+    fn created(cli: &Cli) -> Option<PathBuf> {
+        match &cli.command {
+            Command::Bundle(b) => match &b.command {
+                bundle::BundleCommand::Create(c) => c.path.clone(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn output_is_a_format_everywhere_and_a_path_too_in_bundle_create() {
+        let cli = settled(&["lazyoci", "-o", "json", "mirror", "--all"]).unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        let cli = settled(&["lazyoci", "mirror", "--all"]).unwrap();
+        assert_eq!(cli.output, OutputFormat::Text);
+        let e = settled(&["lazyoci", "mirror", "--all", "-o", "xml"]).unwrap_err();
+        assert!(e.contains("'xml'"), "{e}");
+        let e = settled(&[
+            "lazyoci", "bundle", "push", "b", "--target", "h", "--output", "x",
+        ])
+        .unwrap_err();
+        assert!(e.contains("'x'"), "{e}");
+
+        let cli = settled(&[
+            "lazyoci", "bundle", "create", "--all", "--output", "out.tar", "-o", "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert_eq!(created(&cli), Some("out.tar".into()));
+        let cli = settled(&["lazyoci", "-o", "yaml", "bundle", "create", "--all", "dir"]).unwrap();
+        assert_eq!(
+            (cli.output, created(&cli)),
+            (OutputFormat::Yaml, Some("dir".into()))
+        );
+        let e =
+            settled(&["lazyoci", "bundle", "create", "--all", "--output", "a", "b"]).unwrap_err();
+        assert!(e.contains("given twice"), "{e}");
+        let cli = settled(&["lazyoci", "bundle", "create", "--all", "--output", "json"]).unwrap();
+        assert_eq!((cli.output, created(&cli)), (OutputFormat::Json, None));
+
+        let mut cmd = command();
+        let create = cmd
+            .find_subcommand_mut("bundle")
+            .unwrap()
+            .find_subcommand_mut("create")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            create.contains("names where to write the bundle"),
+            "{create}"
+        );
+        let e = command()
+            .try_get_matches_from(["lazyoci", "bundle", "create", "--help"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{e}");
+        let mirror = cmd
+            .find_subcommand_mut("mirror")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(mirror.contains("--output <FORMAT>"), "{mirror}");
+        assert!(
+            mirror.contains("[possible values: text, json, yaml]"),
+            "{mirror}"
+        );
     }
 }
