@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lazyoci side by side with skopeo (Debian) on the same local registries: cold copy and
-# no-op re-run, skopeo one by one and with the same parallelism, and lazyoci's peak RSS.
+# no-op re-run, skopeo one by one and with the same parallelism, and lazyoci's peak RSS;
+# then air-gap bundles: create, push, and a delta after one image changed.
 # Prints a table of wall times and ratios. Not part of the test suite.
 #
 #   scripts/bench.sh [PARALLELISM]      (default 4)
@@ -88,6 +89,27 @@ t=$(now)
   --concurrency "$P" -o json > "$WORK/push.json"
 B_PUSH=$(elapsed "$t"); B_PUSH_RSS=$(cat "$WORK/rss-push")
 
+# A delta after one image changed upstream (a new 1 MiB layer added with umoci, pushed back
+# under the same tag): `bundle create --since` the bundle above must hold exactly the blobs of
+# that image which the first bundle did not carry.
+CHANGED=$(grep -v -e bench/multi "$WORK/images.txt" | head -1)
+skopeo copy --quiet --src-tls-verify=false "docker://$CHANGED" "oci:$WORK/edit:x"
+head -c 1048576 /dev/urandom > "$WORK/changed.bin"
+umoci insert --rootless --image "$WORK/edit:x" "$WORK/changed.bin" /changed.bin >/dev/null
+skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/edit:x" "docker://$CHANGED"
+t=$(now)
+"$BIN" bundle create -c "$WORK/mirror.yaml" --all --images-only --concurrency "$P" \
+  --insecure-registry "$SRC" --artifact-dir "$WORK/art" --since "$WORK/bundle" \
+  -o json --output "$WORK/delta" > "$WORK/delta.json"
+B_DELTA=$(elapsed "$t")
+skopeo inspect --raw --tls-verify=false "docker://$CHANGED" > "$WORK/changed.manifest"
+{ sha256sum "$WORK/changed.manifest" | cut -d' ' -f1
+  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); [print(d["digest"][7:]) for d in [m["config"]] + m["layers"]]' "$WORK/changed.manifest"
+} | sort -u | comm -23 - <(ls "$WORK/bundle/blobs/sha256" | sort) > "$WORK/want-delta"
+ls "$WORK/delta/blobs/sha256" | sort > "$WORK/got-delta"
+if cmp -s "$WORK/want-delta" "$WORK/got-delta"; then DELTA_SAME=yes; else DELTA_SAME=NO; fi
+DELTA_BLOBS=$(wc -l < "$WORK/got-delta"); DELTA_SIZE=$(du -sb "$WORK/delta/blobs" | cut -f1)
+
 ratio() { echo "scale=2; $1 / $2" | bc; }
 cat <<REPORT
 lazyoci vs skopeo $(skopeo --version | awk '{print $3}') — $N images, $((BYTES / 1024 / 1024)) MiB stored at the source, largest layer $LARGEST bytes, parallelism $P, $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
@@ -110,5 +132,6 @@ Bundles (air gap), parallelism $P:
 | lazyoci mirror, registry to registry (above) | $L_COLD | $(ratio "$B_PUSH" "$L_COLD") (push / mirror) |
 bundle create peak RSS: $((B_CREATE_RSS / 1024)) MiB; bundle push peak RSS: $((B_PUSH_RSS / 1024)) MiB
 bundle size: $((B_SIZE / 1024 / 1024)) MiB (unique blobs, shared layers once); skopeo's per-image layouts: $((S_OCI_SIZE / 1024 / 1024)) MiB
+delta after one image changed ($CHANGED): $B_DELTA s, $DELTA_BLOBS blobs, $((DELTA_SIZE / 1024)) KiB; exactly that image's new blobs: $DELTA_SAME
 Command: scripts/bench.sh $P
 REPORT
