@@ -974,31 +974,6 @@ async fn a_flux_format_secret_authenticates_to_its_own_repository_only() {
     }
 }
 
-/// A throwaway self-signed certificate (PEM), made with openssl.
-fn pem_ca(dir: &std::path::Path) -> Vec<u8> {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=example CA",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/install-test-deps.sh installs it)");
-    assert!(out.status.success(), "{out:?}");
-    std::fs::read(dir.join("ca.crt")).unwrap()
-}
-
 /// Every Secret examples/chartmirror.yaml references is read, and lands where it is used.
 #[tokio::test]
 async fn every_secret_the_example_chartmirror_references_is_used() {
@@ -1008,7 +983,7 @@ async fn every_secret_the_example_chartmirror_references_is_used() {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chartmirror.yaml");
     let (spec, _) = crate::config::load(&file).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ca = pem_ca(dir.path());
+    let ca = crate::testkit::certs::ca(dir.path());
     let docker = br#"{"auths":{"registry.internal.example":{"username":"push","password":"p"}}}"#;
     let secret = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "mirrors"}, "data": data});
     let secrets = vec![

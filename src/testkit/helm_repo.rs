@@ -168,31 +168,10 @@ impl HelmRepo {
             .as_ref()
             .map(|t| super::tls::acceptor(&t.cert, &t.key, t.client_ca.as_deref()))
             .transpose()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let Ok(tcp) = tokio::net::TcpListener::from_std(std_listener) else {
-                    return;
-                };
-                let app = axum::Router::new()
-                    .route("/{*path}", axum::routing::get(serve_file))
-                    .with_state(shared);
-                let stopped = async {
-                    let _ = stopped.await;
-                };
-                let _ = match acceptor {
-                    Some(acceptor) => {
-                        axum::serve(super::tls::TlsListener::new(tcp, acceptor), app)
-                            .with_graceful_shutdown(stopped)
-                            .await
-                    }
-                    None => axum::serve(tcp, app).with_graceful_shutdown(stopped).await,
-                };
-            });
-        });
+        let app = axum::Router::new()
+            .route("/{*path}", axum::routing::get(serve_file))
+            .with_state(shared);
+        let stop = super::tls::serve_on_thread(std_listener, acceptor, app)?;
         Ok(HelmRepo {
             url,
             dir: dir.to_path_buf(),

@@ -3,6 +3,7 @@
 //! and fixture charts. Used by the integration tests and by `lazyoci demo`; not part of
 //! the mirroring API.
 
+pub mod certs;
 pub mod charts;
 pub mod hangup;
 pub mod helm_repo;

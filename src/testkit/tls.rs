@@ -74,3 +74,36 @@ pub fn acceptor(
     };
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
+
+/// Serve `app` on `listener` (bound, non-blocking) from a thread of its own with a
+/// current-thread runtime, over TLS with `acceptor` when one is given. The server stops
+/// when the returned sender is used or dropped.
+pub fn serve_on_thread(
+    listener: std::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+) -> anyhow::Result<tokio::sync::oneshot::Sender<()>> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let Ok(tcp) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            let _ = match acceptor {
+                Some(acceptor) => {
+                    axum::serve(TlsListener::new(tcp, acceptor), app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                None => axum::serve(tcp, app).with_graceful_shutdown(stopped).await,
+            };
+        });
+    });
+    Ok(stop)
+}

@@ -162,25 +162,10 @@ impl TokenServer {
             x5c: base64::engine::general_purpose::STANDARD.encode(cert.as_ref()),
             requests: requests.clone(),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let Ok(tcp) = tokio::net::TcpListener::from_std(std_listener) else {
-                    return;
-                };
-                let app = axum::Router::new()
-                    .route("/token", axum::routing::get(token).post(token))
-                    .with_state(shared);
-                let _ = axum::serve(super::tls::TlsListener::new(tcp, acceptor), app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let app = axum::Router::new()
+            .route("/token", axum::routing::get(token).post(token))
+            .with_state(shared);
+        let stop = super::tls::serve_on_thread(std_listener, Some(acceptor), app)?;
         Ok(TokenServer {
             url,
             requests,

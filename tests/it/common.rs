@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub use lazyoci::testkit::certs::{client_cert, tls_certs};
 use lazyoci::testkit::images::{SeedSet, seed_standard_set};
 use lazyoci::testkit::registry::Registry;
 pub use lazyoci::testkit::{charts, helm, helm_repo, images, oci};
@@ -252,83 +253,6 @@ pub fn image_chart(w: &World, name: &str, images: &[String]) -> std::path::PathB
     charts::write_chart_with_images(&w.path("charts"), name, "1.0.0", images).unwrap()
 }
 
-fn openssl(args: &[&str], dir: &Path) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/install-test-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA (`ca.crt`) and a server certificate for 127.0.0.1 and localhost signed by it
-/// (`srv.crt`, `srv.key`), written into `dir` (created).
-pub fn tls_certs(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=lazyoci test CA",
-        ],
-        dir,
-    );
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        dir,
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-        dir,
-    );
-}
-
 /// Package a chart `web` (using nginx) at each version into the served directory and (re)write its index.
 pub fn publish_web(w: &World, repo: &helm_repo::HelmRepo, versions: &[&str]) {
     let charts: Vec<std::path::PathBuf> = versions
@@ -347,51 +271,19 @@ pub fn publish_web(w: &World, repo: &helm_repo::HelmRepo, versions: &[&str]) {
     repo.publish(&refs, None).unwrap();
 }
 
-/// A client certificate `<name>.crt`/`<name>.key` signed by the test CA in `dir` (made by
-/// [`tls_certs`]), for mutual TLS.
-pub fn client_cert(dir: &Path, name: &str) {
-    let (key, csr, crt, ext) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.crt"),
-        format!("{name}.ext"),
-    );
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-        dir,
-    );
-    std::fs::write(dir.join(&ext), "extendedKeyUsage=clientAuth\n").unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-        dir,
-    );
+/// What helm names the package of [`ocichart`].
+pub const OCICHART_ARCHIVE: &str = "ocichart-2.3.4.tgz";
+
+/// The chart directory `c/ocichart` (version 2.3.4, using the source's redis), to push
+/// as an OCI chart with [`push_oci_chart`].
+pub fn ocichart(w: &World) -> PathBuf {
+    charts::write_simple_chart(
+        &w.path("c"),
+        "ocichart",
+        "2.3.4",
+        &w.set.redis.reference(w.src_host()),
+    )
+    .unwrap()
 }
 
 /// Package the chart directory `chart` with helm and push it to `oci://<source>/charts`

@@ -161,20 +161,14 @@ async fn oci_charts_and_their_tag_lists_come_through_mirrors() {
     // The mirror holds the chart under remote/charts; the original host holds it too,
     // behind a recording proxy.
     let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
-    let chart = charts::write_simple_chart(
-        &w.path("c"),
-        "ocichart",
-        "2.3.4",
-        &w.set.redis.reference(w.src_host()),
-    )
-    .unwrap();
+    let chart = ocichart(&w);
     push_oci_chart_to(
         &w,
         &chart,
-        "ocichart-2.3.4.tgz",
+        OCICHART_ARCHIVE,
         &format!("{}/remote/charts", mirror.addr()),
     );
-    push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
+    push_oci_chart(&w, &chart, OCICHART_ARCHIVE);
     // What the mirror holds (helm packages the two pushes at different times, so the
     // original's copy may differ).
     let digest = oci::manifest_digest(mirror.addr(), "remote/charts/ocichart", "2.3.4")

@@ -2,8 +2,6 @@
 //! Helm's rule that credentials stay on the repository's host, and helm's
 //! repositories.yaml. Real HTTP(S) servers on loopback.
 
-use std::path::Path;
-
 use lazyoci::testkit::helm_repo::{HelmRepo, RepoAuth, RepoOptions, RepoTls};
 use lazyoci::testkit::proxy::Proxy;
 
@@ -36,6 +34,77 @@ fn config(w: &World, path: &str, repo: &str, auth: &str) -> std::path::PathBuf {
     )
 }
 
+/// How a run of [`attempt`] should end.
+struct Expect<'a> {
+    code: i32,
+    /// Texts stdout holds.
+    stdout: &'a [&'a str],
+    /// Texts stderr holds.
+    stderr: &'a [&'a str],
+    /// Arguments after `mirror --all --charts-only`.
+    args: &'a [&'a str],
+}
+
+impl<'a> Expect<'a> {
+    /// Exit `code`, nothing more asked.
+    fn exit(code: i32) -> Self {
+        Expect {
+            code,
+            stdout: &[],
+            stderr: &[],
+            args: &[],
+        }
+    }
+    fn stdout(self, stdout: &'a [&'a str]) -> Self {
+        Expect { stdout, ..self }
+    }
+    fn stderr(self, stderr: &'a [&'a str]) -> Self {
+        Expect { stderr, ..self }
+    }
+    fn args(self, args: &'a [&'a str]) -> Self {
+        Expect { args, ..self }
+    }
+}
+
+/// Write the config (target path `path`, the upstream's `auth` block), run
+/// `mirror --all --charts-only` with `env`, and check `expect`: the exit code, the texts,
+/// that no value of `env` (the secrets) is in the output, and after a success that the
+/// chart is at the target.
+async fn attempt(
+    w: &World,
+    repo: &str,
+    path: &str,
+    auth: &str,
+    env: &[(&str, &str)],
+    expect: Expect<'_>,
+) -> Run {
+    config(w, path, repo, auth);
+    let mut args = vec!["mirror", "--all", "--charts-only"];
+    args.extend_from_slice(expect.args);
+    let run = w.run_env(&args, env);
+    assert_eq!(run.code, expect.code, "{run:?}");
+    for want in expect.stdout {
+        assert!(run.stdout.contains(want), "{want}\n{run:?}");
+    }
+    for want in expect.stderr {
+        assert!(run.stderr.contains(want), "{want}\n{run:?}");
+    }
+    for (_, secret) in env {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "a secret in the output: {run:?}"
+        );
+    }
+    if expect.code == 0 {
+        assert!(
+            w.dst_digest(&format!("{path}/app"), "1.0.0")
+                .await
+                .is_some()
+        );
+    }
+    run
+}
+
 fn host_of(url: &str) -> &str {
     url.split("://").nth(1).unwrap_or(url)
 }
@@ -48,27 +117,34 @@ async fn basic_auth_from_env_or_file_and_clear_failures() {
         tls: None,
     };
     let repo = app_repo(&w, "basic", basic).await;
+    let url = repo.url();
     let auth = "    auth:\n      username: robot\n      passwordEnv: CHARTS_PASS\n";
 
     // A variable that is not set: exit 2 at validation, naming key path and line, and not
     // one request sent.
-    config(&w, "b0", repo.url(), auth);
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr
-            .contains("line 10: upstreams.internal.auth.passwordEnv: environment variable CHARTS_PASS is not set"),
-        "{run:?}"
-    );
+    attempt(
+        &w,
+        url,
+        "b0",
+        auth,
+        &[],
+        Expect::exit(2).stderr(&[
+            "line 10: upstreams.internal.auth.passwordEnv: environment variable CHARTS_PASS is not set",
+        ]),
+    )
+    .await;
     assert!(repo.requests().is_empty(), "{:?}", repo.requests());
 
     // The right password.
-    let run = w.run_env(
-        &["mirror", "--all", "--charts-only"],
+    attempt(
+        &w,
+        url,
+        "b0",
+        auth,
         &[("CHARTS_PASS", "pa55-w0rd")],
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(w.dst_digest("b0/app", "1.0.0").await.is_some());
+        Expect::exit(0),
+    )
+    .await;
     assert!(
         repo.requests_seen().iter().all(|r| r
             .authorization
@@ -80,68 +156,39 @@ async fn basic_auth_from_env_or_file_and_clear_failures() {
 
     // A wrong one: the message names the host and where the credentials came from, never
     // the secret.
-    config(&w, "b1", repo.url(), auth);
-    let run = w.run_env(
-        &["mirror", "--all", "--charts-only"],
-        &[("CHARTS_PASS", "wrong-guess")],
-    );
-    assert_eq!(run.code, 1, "{run:?}");
     let want = format!(
         "HTTP 401 from {}: the credentials from upstreams.internal.auth (username robot, password from $CHARTS_PASS) were refused",
-        host_of(repo.url())
+        host_of(url)
     );
-    assert!(run.stdout.contains(&want), "{want}\n{run:?}");
-    assert!(!run.stdout.contains("wrong-guess") && !run.stderr.contains("wrong-guess"));
+    attempt(
+        &w,
+        url,
+        "b1",
+        auth,
+        &[("CHARTS_PASS", "wrong-guess")],
+        Expect::exit(1).stdout(&[&want]),
+    )
+    .await;
 
     // The password from a file next to the config.
     std::fs::write(w.path("charts.pass"), "pa55-w0rd\n").unwrap();
-    config(
-        &w,
-        "b2",
-        repo.url(),
-        "    auth:\n      username: robot\n      password-file: ./charts.pass\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(w.dst_digest("b2/app", "1.0.0").await.is_some());
+    let from_file = "    auth:\n      username: robot\n      password-file: ./charts.pass\n";
+    attempt(&w, url, "b2", from_file, &[], Expect::exit(0)).await;
 
     // A file that cannot be read, and a password written inline: exit 2.
-    config(
-        &w,
-        "b3",
-        repo.url(),
-        "    auth:\n      username: robot\n      passwordFile: ./missing.pass\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr
-            .contains("upstreams.internal.auth.passwordFile: cannot read")
-            && run.stderr.contains("missing.pass"),
-        "{run:?}"
-    );
-    config(
-        &w,
-        "b3",
-        repo.url(),
-        "    auth:\n      username: robot\n      password: hunter2\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr
-            .contains("a secret is never written in the config"),
-        "{run:?}"
-    );
+    let missing = "    auth:\n      username: robot\n      passwordFile: ./missing.pass\n";
+    let expect = Expect::exit(2).stderr(&[
+        "upstreams.internal.auth.passwordFile: cannot read",
+        "missing.pass",
+    ]);
+    attempt(&w, url, "b3", missing, &[], expect).await;
+    let inline = "    auth:\n      username: robot\n      password: hunter2\n";
+    let expect = Expect::exit(2).stderr(&["a secret is never written in the config"]);
+    attempt(&w, url, "b3", inline, &[], expect).await;
 
     // No credentials at all: the message says where to give them.
-    config(&w, "b4", repo.url(), "");
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stdout.contains("the repository wants credentials"),
-        "{run:?}"
-    );
+    let expect = Expect::exit(1).stdout(&["the repository wants credentials"]);
+    attempt(&w, url, "b4", "", &[], expect).await;
 }
 
 #[tokio::test]
@@ -157,111 +204,78 @@ async fn a_bearer_token_from_a_file_or_the_environment() {
     )
     .await;
     std::fs::write(w.path("charts.token"), "tok-123\n").unwrap();
-    config(
-        &w,
-        "t0",
-        repo.url(),
-        "    auth:\n      tokenFile: charts.token\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(w.dst_digest("t0/app", "1.0.0").await.is_some());
+    let from_file = "    auth:\n      tokenFile: charts.token\n";
+    attempt(&w, repo.url(), "t0", from_file, &[], Expect::exit(0)).await;
     assert!(
         repo.requests_seen()
             .iter()
             .all(|r| r.authorization.as_deref() == Some("Bearer tok-123"))
     );
 
-    config(
+    let from_env = "    auth:\n      tokenEnv: CHARTS_TOKEN\n";
+    let expect = Expect::exit(1)
+        .stdout(&["upstreams.internal.auth (token from $CHARTS_TOKEN) were refused"]);
+    attempt(
         &w,
-        "t1",
         repo.url(),
-        "    auth:\n      tokenEnv: CHARTS_TOKEN\n",
-    );
-    let run = w.run_env(
-        &["mirror", "--all", "--charts-only"],
+        "t1",
+        from_env,
         &[("CHARTS_TOKEN", "tok-999")],
-    );
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stdout
-            .contains("upstreams.internal.auth (token from $CHARTS_TOKEN) were refused"),
-        "{run:?}"
-    );
-    assert!(!run.stdout.contains("tok-999") && !run.stderr.contains("tok-999"));
+        expect,
+    )
+    .await;
 }
 
-fn mtls(dir: &Path) -> RepoTls {
-    RepoTls {
-        cert: dir.join("srv.crt"),
-        key: dir.join("srv.key"),
-        client_ca: Some(dir.join("ca.crt")),
-    }
+/// An HTTPS [`app_repo`] with `auth` that demands a client certificate; the test CA, the
+/// server's certificate and a client certificate `client` are made in `<scratch>/tls`,
+/// which is returned.
+async fn mtls_repo(w: &World, name: &str, auth: RepoAuth) -> (HelmRepo, std::path::PathBuf) {
+    let certs = w.path("tls");
+    tls_certs(&certs);
+    client_cert(&certs, "client");
+    let tls = RepoTls {
+        cert: certs.join("srv.crt"),
+        key: certs.join("srv.key"),
+        client_ca: Some(certs.join("ca.crt")),
+    };
+    let repo = app_repo(
+        w,
+        name,
+        RepoOptions {
+            auth,
+            tls: Some(tls),
+        },
+    )
+    .await;
+    (repo, certs)
 }
 
 #[tokio::test]
 async fn a_client_certificate_over_tls_with_the_upstreams_own_ca() {
     let w = world().await;
-    let certs = w.path("tls");
-    tls_certs(&certs);
-    client_cert(&certs, "client");
-    let repo = app_repo(
-        &w,
-        "mtls",
-        RepoOptions {
-            auth: RepoAuth::None,
-            tls: Some(mtls(&certs)),
-        },
-    )
-    .await;
+    let (repo, _) = mtls_repo(&w, "mtls", RepoAuth::None).await;
+    let url = repo.url();
 
     // The CA for this upstream only, and the client certificate.
-    config(
-        &w,
-        "m0",
-        repo.url(),
-        "    auth:\n      caFile: tls/ca.crt\n      certFile: tls/client.crt\n      keyFile: tls/client.key\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(w.dst_digest("m0/app", "1.0.0").await.is_some());
+    let both = "    auth:\n      caFile: tls/ca.crt\n      certFile: tls/client.crt\n      keyFile: tls/client.key\n";
+    attempt(&w, url, "m0", both, &[], Expect::exit(0)).await;
 
     // Without the client certificate the handshake is refused; without the CA the server
     // is not trusted.
-    config(
-        &w,
-        "m1",
-        repo.url(),
-        "    auth:\n      caFile: tls/ca.crt\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stdout.contains("cannot read Helm repository index"),
-        "{run:?}"
-    );
-    config(&w, "m1", repo.url(), "");
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    let ca_only = "    auth:\n      caFile: tls/ca.crt\n";
+    let expect = Expect::exit(1).stdout(&["cannot read Helm repository index"]);
+    attempt(&w, url, "m1", ca_only, &[], expect).await;
+    let run = attempt(&w, url, "m1", "", &[], Expect::exit(1)).await;
     assert!(run.stdout.to_lowercase().contains("certificate"), "{run:?}");
 
     // A certificate with someone else's key is a setup error, before any request.
     let before = repo.requests().len();
-    config(
-        &w,
-        "m2",
-        repo.url(),
-        "    auth:\n      caFile: tls/ca.crt\n      certFile: tls/client.crt\n      keyFile: tls/srv.key\n",
-    );
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(
-        run.stderr.contains("upstreams.internal.auth.certFile")
-            && run
-                .stderr
-                .contains("the client certificate does not match the private key"),
-        "{run:?}"
-    );
+    let mismatched = "    auth:\n      caFile: tls/ca.crt\n      certFile: tls/client.crt\n      keyFile: tls/srv.key\n";
+    let expect = Expect::exit(2).stderr(&[
+        "upstreams.internal.auth.certFile",
+        "the client certificate does not match the private key",
+    ]);
+    attempt(&w, url, "m2", mismatched, &[], expect).await;
     assert_eq!(repo.requests().len(), before);
 }
 
@@ -295,25 +309,13 @@ async fn archives_on_another_host_get_no_credentials_unless_pass_credentials() {
     .unwrap();
     let env = [("CHARTS_PASS", "pa55-w0rd")];
     for (pass, path) in [(false, "p0"), (true, "p1")] {
-        config(
-            &w,
-            path,
-            repo.url(),
-            &format!(
-                "    auth:\n      username: robot\n      passwordEnv: CHARTS_PASS\n      passCredentials: {pass}\n"
-            ),
+        let auth = format!(
+            "    auth:\n      username: robot\n      passwordEnv: CHARTS_PASS\n      passCredentials: {pass}\n"
         );
         let cache = format!("cache-{path}");
-        let run = w.run_env(
-            &["mirror", "--all", "--charts-only", "--artifact-dir", &cache],
-            &env,
-        );
-        assert_eq!(run.code, 0, "{run:?}");
-        assert!(
-            w.dst_digest(&format!("{path}/app"), "1.0.0")
-                .await
-                .is_some()
-        );
+        let args = ["--artifact-dir", &cache];
+        let expect = Expect::exit(0).args(&args);
+        attempt(&w, repo.url(), path, &auth, &env, expect).await;
         let archive: Vec<_> = proxy
             .records()
             .into_iter()
@@ -339,16 +341,10 @@ async fn archives_on_another_host_get_no_credentials_unless_pass_credentials() {
 #[tokio::test]
 async fn helms_repositories_yaml_supplies_credentials_and_tls_files() {
     let w = world().await;
-    let certs = w.path("tls");
-    tls_certs(&certs);
-    client_cert(&certs, "client");
-    let repo = app_repo(
+    let (repo, certs) = mtls_repo(
         &w,
         "rc",
-        RepoOptions {
-            auth: RepoAuth::Basic("robot".into(), "pa55-w0rd".into()),
-            tls: Some(mtls(&certs)),
-        },
+        RepoAuth::Basic("robot".into(), "pa55-w0rd".into()),
     )
     .await;
     // The real helm writes repositories.yaml (and checks the repository as it does).
@@ -376,38 +372,24 @@ async fn helms_repositories_yaml_supplies_credentials_and_tls_files() {
     .unwrap();
     let rc = home.join("config/repositories.yaml");
     assert!(rc.is_file());
-    config(&w, "r0", &format!("{}/", repo.url()), "");
     let rc_arg = rc.to_string_lossy().into_owned();
-    let run = w.run(&[
-        "mirror",
-        "--all",
-        "--charts-only",
-        "--repository-config",
-        &rc_arg,
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(w.dst_digest("r0/app", "1.0.0").await.is_some());
+    let args = ["--repository-config", &rc_arg];
+    let with_rc = Expect::exit(0).args(&args);
+    attempt(&w, &format!("{}/", repo.url()), "r0", "", &[], with_rc).await;
     // Without it, the same config fails (the credentials did come from the file).
-    config(&w, "r1", repo.url(), "");
-    let run = w.run(&["mirror", "--all", "--charts-only"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    attempt(&w, repo.url(), "r1", "", &[], Expect::exit(1)).await;
     // A repositories.yaml that cannot be read is a usage error.
-    let run = w.run(&["mirror", "--all", "--repository-config", "nonexistent.yaml"]);
-    assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("--repository-config"), "{run:?}");
+    let unreadable = Expect::exit(2)
+        .args(&["--repository-config", "nonexistent.yaml"])
+        .stderr(&["--repository-config"]);
+    attempt(&w, repo.url(), "r1", "", &[], unreadable).await;
 }
 
 #[tokio::test]
 async fn a_chartmirror_manifest_on_the_cli_warns_about_each_secret_it_cannot_read() {
     let w = world().await;
-    let chart = charts::write_simple_chart(
-        &w.path("c"),
-        "ocichart",
-        "2.3.4",
-        &w.set.redis.reference(w.src_host()),
-    )
-    .unwrap();
-    push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
+    let chart = ocichart(&w);
+    push_oci_chart(&w, &chart, OCICHART_ARCHIVE);
     w.config(
         "cm.yaml",
         &format!(

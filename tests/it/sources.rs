@@ -137,14 +137,8 @@ async fn helm_repo_with_absolute_archive_urls() {
 async fn oci_charts_are_copied_byte_for_byte() {
     let w = world().await;
     // Publish a chart to the source registry with the real helm.
-    let chart = charts::write_simple_chart(
-        &w.path("c"),
-        "ocichart",
-        "2.3.4",
-        &w.set.redis.reference(w.src_host()),
-    )
-    .unwrap();
-    push_oci_chart(&w, &chart, "ocichart-2.3.4.tgz");
+    let chart = ocichart(&w);
+    push_oci_chart(&w, &chart, OCICHART_ARCHIVE);
     let src_digest = w.src_digest("charts/ocichart", "2.3.4").await.unwrap();
 
     w.config("mirror.yaml", &format!("target: {{url: {}/mirror, insecure: true, charts-prefix: helm}}\nupstreams:\n  oc: {{type: oci, registry: \"oci://{}/charts\", chart: ocichart, versions: [\"2.3.4\"]}}\n", w.dst.addr(), w.src_host()));
