@@ -8,6 +8,7 @@ pub mod http;
 pub mod manifest;
 pub mod ratelimit;
 pub mod referrers;
+mod tags;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
