@@ -178,10 +178,18 @@ impl Ctx<'_> {
             let mut digests: Vec<(String, String)> = Vec::new();
             for key in keys {
                 let src = &jobs[&key].0;
-                match source_digest(self.env, src).await {
+                // Read where the copy will read it: through the host's mirrors, so that
+                // mirrorsOnly holds here too.
+                let digest = match self.source_for(src).await {
+                    Ok(from) => source_digest(self.env, &from.from)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match digest {
                     Ok(d) => digests.push((key, d)),
                     Err(e) => {
-                        shared.refused.insert(key, e.to_string());
+                        shared.refused.insert(key, e);
                     }
                 }
             }

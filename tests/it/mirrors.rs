@@ -418,3 +418,72 @@ async fn a_mirror_that_is_down_is_tried_once_per_run_and_a_404_moves_on_at_once(
     assert_eq!(asked.len(), 3, "{asked:?}");
     assert!(asked.iter().all(|a| a.starts_with("HEAD ")), "{asked:?}");
 }
+
+#[tokio::test]
+async fn sources_that_share_a_target_are_compared_through_the_mirrors() {
+    let w = world().await;
+    // The same image (same seed, same digest) on the mirror, under remote/, and on the
+    // world's source; the mirrored original host is a recording proxy.
+    let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
+    let at_source = images::image(
+        w.src_host(),
+        "shared/app",
+        "1.0",
+        &[41],
+        2048,
+        false,
+        "amd64",
+    )
+    .await
+    .unwrap();
+    // skopeo, the interoperability oracle, puts the same bytes on the mirror.
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}/shared/app:1.0", w.src_host()),
+            &format!("docker://{}/remote/shared/app:1.0", mirror.addr()),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        oci::manifest_digest(mirror.addr(), "remote/shared/app", "1.0")
+            .await
+            .unwrap(),
+        Some(at_source.digest.clone())
+    );
+    let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
+    // Both names land on <target>/shared/app:1.0.
+    image_chart(
+        &w,
+        "shared",
+        &[
+            format!("{}/shared/app:1.0", proxy.addr()),
+            format!("{}/shared/app:1.0", w.src_host()),
+        ],
+    );
+    w.config(
+        "mirror.yaml",
+        &format!(
+            "target: {{url: {}/s, insecure: true}}\nsourceMirrors:\n  {}: [{}/remote]\nmirrorsOnly: true\nupstreams:\n  shared: {{type: local, path: charts/shared, chart: shared, versions: [\"1.0.0\"]}}\n",
+            w.dst.addr(),
+            proxy.addr(),
+            mirror.addr()
+        ),
+    );
+    let insecure = [w.src_host(), mirror.addr(), proxy.addr()].join(",");
+    let r = w.run_env(
+        &["mirror", "--all", "-o", "json"],
+        &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        w.dst_digest("s/shared/app", "1.0").await,
+        Some(at_source.digest.clone())
+    );
+    // The collision check read the mirror, not the original: mirrorsOnly holds.
+    assert!(proxy.records().is_empty(), "{:?}", proxy.records());
+}
