@@ -165,6 +165,7 @@ impl Ctx<'_> {
             &archive,
             self.repos,
             &self.env.registries,
+            self,
             &self.env.store,
         )
         .await

@@ -177,6 +177,35 @@ impl Ctx<'_> {
     }
 }
 
+/// Chart dependencies on OCI registries are read through the mirrors too.
+impl crate::source::deps::OciRoute for Ctx<'_> {
+    async fn manifest_at(
+        &self,
+        host: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<(String, String), String> {
+        let at = ImageRef {
+            registry: host.to_string(),
+            repository: repository.to_string(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        };
+        let from = self.source_for(&at).await?.from;
+        Ok((from.registry, from.repository))
+    }
+
+    async fn tags(&self, host: &str, repository: &str) -> Result<Vec<String>, String> {
+        let at = ImageRef {
+            registry: host.to_string(),
+            repository: repository.to_string(),
+            tag: None,
+            digest: None,
+        };
+        self.tags_for(&at).await.map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,10 @@
 //! Chart dependencies that are not vendored in `charts/`: resolved from Chart.lock (or the
 //! Chart.yaml range), fetched through the same repo and OCI sources as any chart, and
 //! added to a copy of the archive so that helm can render it. The archive that is pushed
-//! stays the original. IO.
+//! stays the original. OCI dependencies are read where an [`OciRoute`] says (the pipeline
+//! routes them through the spec's source mirrors, as it does charts and images). IO.
+
+use std::future::Future;
 
 use bytes::Bytes;
 
@@ -11,6 +14,24 @@ use crate::chart::archive;
 use crate::discover::tree::{ChartNode, Dependency};
 use crate::registry::Registries;
 use crate::spec::OciLocation;
+
+/// Where OCI dependencies are read from. The pipeline's implementation asks the spec's
+/// source mirrors first (and only them with `mirrorsOnly`), then the original.
+pub trait OciRoute: Sync {
+    /// `(host, repository)` to read tag `tag` of `host/repository` from.
+    fn manifest_at(
+        &self,
+        host: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(String, String), String>> + Send;
+    /// The tags of `host/repository`.
+    fn tags(
+        &self,
+        host: &str,
+        repository: &str,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+}
 
 /// Dependencies fetched for one chart at most.
 const MAX_FETCHED: usize = 32;
@@ -37,6 +58,7 @@ pub async fn vendor_missing(
     archive_bytes: &Bytes,
     repos: &RepoSource,
     registries: &Registries,
+    route: &impl OciRoute,
     store: &ArtifactStore,
 ) -> Result<Option<Bytes>, DependencyError> {
     let missing: Vec<Dependency> = tree
@@ -64,9 +86,9 @@ pub async fn vendor_missing(
         };
         let version = match tree.locked_version(&dep.name, &dep.repository) {
             Some(v) => v,
-            None => resolve(&dep, repos, registries).await.map_err(&err)?,
+            None => resolve(&dep, repos, route).await.map_err(&err)?,
         };
-        let fetched = fetch(&dep, &version, repos, registries, store)
+        let fetched = fetch(&dep, &version, repos, registries, route, store)
             .await
             .map_err(&err)?;
         extra.push((
@@ -120,7 +142,7 @@ fn location(dep: &Dependency) -> Result<Where, String> {
 async fn resolve(
     dep: &Dependency,
     repos: &RepoSource,
-    registries: &Registries,
+    route: &impl OciRoute,
 ) -> Result<String, String> {
     if semver::Version::parse(dep.version.trim_start_matches('v')).is_ok() {
         return Ok(dep.version.clone());
@@ -130,19 +152,12 @@ async fn resolve(
             .versions(&url, &dep.name)
             .await
             .map_err(|e| e.to_string())?,
-        Where::Oci(loc) => {
-            let client = registries
-                .client(&loc.host)
-                .await
-                .map_err(|e| e.to_string())?;
-            client
-                .list_tags(&loc.repository(&dep.name))
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|t| t.replace('_', "+"))
-                .collect()
-        }
+        Where::Oci(loc) => route
+            .tags(&loc.host, &loc.repository(&dep.name))
+            .await?
+            .into_iter()
+            .map(|t| t.replace('_', "+"))
+            .collect(),
     };
     crate::select::highest_match(&dep.version, &published).ok_or_else(|| {
         format!(
@@ -162,11 +177,18 @@ async fn fetch(
     version: &str,
     repos: &RepoSource,
     registries: &Registries,
+    route: &impl OciRoute,
     store: &ArtifactStore,
 ) -> Result<Bytes, String> {
     let fetched = match location(dep)? {
         Where::Repo(url) => repos.fetch(&url, &dep.name, version, store).await,
-        Where::Oci(loc) => super::oci::fetch(registries, &loc, &dep.name, version, store).await,
+        Where::Oci(loc) => {
+            let tag = crate::spec::version_tag(version);
+            let (host, repo) = route
+                .manifest_at(&loc.host, &loc.repository(&dep.name), &tag)
+                .await?;
+            super::oci::fetch_at(registries, &host, &repo, &dep.name, version, store).await
+        }
     }
     .map_err(|e| e.to_string())?;
     Ok(fetched.archive)

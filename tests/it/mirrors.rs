@@ -487,3 +487,97 @@ async fn sources_that_share_a_target_are_compared_through_the_mirrors() {
     // The collision check read the mirror, not the original: mirrorsOnly holds.
     assert!(proxy.records().is_empty(), "{:?}", proxy.records());
 }
+
+#[tokio::test]
+async fn chart_dependencies_on_oci_come_through_mirrors() {
+    let w = world().await;
+    // The dependency, ocichart (its image is redis), is at the mirror under remote/charts
+    // and at the source behind a recording proxy.
+    let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
+    let dep = ocichart(&w);
+    push_oci_chart_to(
+        &w,
+        &dep,
+        OCICHART_ARCHIVE,
+        &format!("{}/remote/charts", mirror.addr()),
+    );
+    push_oci_chart(&w, &dep, OCICHART_ARCHIVE);
+    let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
+    let dead = dead_host();
+    let insecure = [w.src_host(), mirror.addr(), proxy.addr(), &dead].join(",");
+    let redis = w.set.redis.reference(w.src_host());
+    // A local chart whose dependency on `oci://<host>/charts` is not vendored: the run
+    // resolves its range from the tag list and fetches it to render.
+    let run = |name: &str, host: &str, mirrors: Option<&str>, only: bool| {
+        let chart = charts::write_simple_chart(
+            &w.path(&format!("apps/{name}")),
+            "app",
+            "1.0.0",
+            &w.set.nginx.reference(w.src_host()),
+        )
+        .unwrap();
+        let chart_yaml = chart.join("Chart.yaml");
+        let mut text = std::fs::read_to_string(&chart_yaml).unwrap();
+        text.push_str(&format!(
+            "dependencies:\n  - name: ocichart\n    version: \"^2.0.0\"\n    repository: oci://{host}/charts\n"
+        ));
+        std::fs::write(&chart_yaml, text).unwrap();
+        let mirrors = mirrors
+            .map(|m| format!("sourceMirrors:\n  {host}: [{m}]\nmirrorsOnly: {only}\n"))
+            .unwrap_or_default();
+        w.config(
+            "mirror.yaml",
+            &format!(
+                "target: {{url: {}/{name}, insecure: true}}\n{mirrors}upstreams:\n  app: {{type: local, path: \"{}\", chart: app, versions: [\"1.0.0\"]}}\n",
+                w.dst.addr(),
+                chart.display()
+            ),
+        );
+        w.run_env(
+            &["-o", "json", "mirror", "--all"],
+            &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)],
+        )
+    };
+    let sources = |r: &Run| -> Vec<String> {
+        r.json()["charts"][0]["versions"][0]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["source"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // The dependency's host is not running and has no mirror: it cannot be rendered.
+    let r = run("d0", &dead, None, false);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("dependency ocichart ^2.0.0 of app"),
+        "{r:?}"
+    );
+
+    // Not running, but mirrored: the mirror lists the tags and serves the chart, so the
+    // dependency's image is found and copied.
+    let r = run(
+        "d1",
+        &dead,
+        Some(&format!("{}/remote", mirror.addr())),
+        false,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(sources(&r).contains(&redis), "{:?}", sources(&r));
+    assert_eq!(
+        w.dst_digest("d1/library/redis", &w.set.redis.tag).await,
+        Some(w.set.redis.digest.clone())
+    );
+
+    // mirrorsOnly: the original, behind the proxy, is never asked.
+    let r = run(
+        "d2",
+        proxy.addr(),
+        Some(&format!("{}/remote", mirror.addr())),
+        true,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(sources(&r).contains(&redis), "{:?}", sources(&r));
+    assert!(proxy.records().is_empty(), "{:?}", proxy.records());
+}
