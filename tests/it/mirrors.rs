@@ -155,29 +155,54 @@ fn only_chart(report: &serde_json::Value) -> [String; 3] {
     ["chartStatus", "servedBy", "chartError"].map(|k| v[k].as_str().unwrap_or_default().to_string())
 }
 
+/// ocichart 2.3.4 at a new mirror registry under `remote/charts` and at the source's
+/// `charts`, a recording proxy in front of the source, a dead host, and the insecure list
+/// naming all of them.
+struct MirroredChart {
+    mirror: lazyoci::testkit::registry::Registry,
+    proxy: Proxy,
+    dead: String,
+    insecure: String,
+}
+
+async fn mirrored_ocichart(w: &World) -> MirroredChart {
+    let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
+    let chart = ocichart(w);
+    push_oci_chart_to(
+        w,
+        &chart,
+        OCICHART_ARCHIVE,
+        &format!("{}/remote/charts", mirror.addr()),
+    );
+    push_oci_chart(w, &chart, OCICHART_ARCHIVE);
+    let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
+    let dead = dead_host();
+    let insecure = [w.src_host(), mirror.addr(), proxy.addr(), &dead].join(",");
+    MirroredChart {
+        mirror,
+        proxy,
+        dead,
+        insecure,
+    }
+}
+
 #[tokio::test]
 async fn oci_charts_and_their_tag_lists_come_through_mirrors() {
     let w = world().await;
     // The mirror holds the chart under remote/charts; the original host holds it too,
     // behind a recording proxy.
-    let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
-    let chart = ocichart(&w);
-    push_oci_chart_to(
-        &w,
-        &chart,
-        OCICHART_ARCHIVE,
-        &format!("{}/remote/charts", mirror.addr()),
-    );
-    push_oci_chart(&w, &chart, OCICHART_ARCHIVE);
+    let MirroredChart {
+        mirror,
+        proxy,
+        dead,
+        insecure,
+    } = mirrored_ocichart(&w).await;
     // What the mirror holds (helm packages the two pushes at different times, so the
     // original's copy may differ).
     let digest = oci::manifest_digest(mirror.addr(), "remote/charts/ocichart", "2.3.4")
         .await
         .unwrap()
         .unwrap();
-    let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
-    let dead = dead_host();
-    let insecure = [w.src_host(), mirror.addr(), proxy.addr(), &dead].join(",");
     let mirror_path = format!("{}/remote", mirror.addr());
     // `versions` pins the version; `semver` makes the run read the tag list first.
     let run = |name: &str,
@@ -493,18 +518,12 @@ async fn chart_dependencies_on_oci_come_through_mirrors() {
     let w = world().await;
     // The dependency, ocichart (its image is redis), is at the mirror under remote/charts
     // and at the source behind a recording proxy.
-    let mirror = lazyoci::testkit::registry::Registry::start().await.unwrap();
-    let dep = ocichart(&w);
-    push_oci_chart_to(
-        &w,
-        &dep,
-        OCICHART_ARCHIVE,
-        &format!("{}/remote/charts", mirror.addr()),
-    );
-    push_oci_chart(&w, &dep, OCICHART_ARCHIVE);
-    let proxy = Proxy::start(w.src_host(), vec![]).unwrap();
-    let dead = dead_host();
-    let insecure = [w.src_host(), mirror.addr(), proxy.addr(), &dead].join(",");
+    let MirroredChart {
+        mirror,
+        proxy,
+        dead,
+        insecure,
+    } = mirrored_ocichart(&w).await;
     let redis = w.set.redis.reference(w.src_host());
     // A local chart whose dependency on `oci://<host>/charts` is not vendored: the run
     // resolves its range from the tag list and fetches it to render.
