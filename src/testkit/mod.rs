@@ -33,6 +33,23 @@ pub fn helm_bin() -> PathBuf {
     }
 }
 
+/// Run `cmd`, a tool the tests need (skopeo, openssl, umoci, ctr, git), panicking with its
+/// command line and stderr unless it succeeds; its stdout.
+pub fn stdout_of(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "{} (scripts/install-test-deps.sh installs it): {e}",
+            cmd.get_program().to_string_lossy()
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Run helm with its homes in `home` (never the user's), returning stdout.
 pub fn helm(home: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new(helm_bin())

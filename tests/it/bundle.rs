@@ -17,16 +17,9 @@ pub fn bundle_config(w: &World) {
 
 /// The digest of the manifest skopeo reads at `reference` (`oci:DIR:NAME`, `oci-archive:…`).
 pub fn skopeo_digest(reference: &str) -> String {
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", reference])
-        .output()
-        .expect("skopeo (scripts/install-test-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "skopeo inspect {reference}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    oci::digest(&out.stdout)
+    oci::digest(&stdout_of(
+        std::process::Command::new("skopeo").args(["inspect", "--raw", reference]),
+    ))
 }
 
 /// The name an image of the set has in a bundle, and the reference to compare at a target.

@@ -291,16 +291,11 @@ async fn tar_entries_that_escape_or_link_are_refused_and_a_foreign_layout_pushes
         (w.set.api.reference(w.src.addr()), "team/api:1.0"),
         (w.set.job.reference(w.src.addr()), "latest"),
     ] {
-        let out = std::process::Command::new("skopeo")
-            .args(["copy", "--preserve-digests", "--src-tls-verify=false"])
-            .arg(format!("docker://{src}"))
-            .arg(format!("oci:{}:{name}", foreign.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        stdout_of(
+            std::process::Command::new("skopeo")
+                .args(["copy", "--preserve-digests", "--src-tls-verify=false"])
+                .arg(format!("docker://{src}"))
+                .arg(format!("oci:{}:{name}", foreign.display())),
         );
     }
     let p = push(&w, "foreign", "foreign");

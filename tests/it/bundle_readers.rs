@@ -51,16 +51,7 @@ fn index_names(dir: &Path) -> Vec<String> {
 }
 
 fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} (scripts/install-test-deps.sh installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&stdout_of(Command::new(program).args(args))).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::process::Output;
 pub use lazyoci::testkit::certs::{client_cert, tls_certs};
 use lazyoci::testkit::images::{SeedSet, seed_standard_set};
 use lazyoci::testkit::registry::Registry;
-pub use lazyoci::testkit::{charts, helm, helm_repo, images, oci};
+pub use lazyoci::testkit::{charts, helm, helm_repo, images, oci, stdout_of};
 
 pub struct World {
     pub src: Registry,

@@ -462,18 +462,14 @@ async fn sources_that_share_a_target_are_compared_through_the_mirrors() {
     .await
     .unwrap();
     // skopeo, the interoperability oracle, puts the same bytes on the mirror.
-    let out = std::process::Command::new("skopeo")
-        .args([
-            "copy",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            &format!("docker://{}/shared/app:1.0", w.src_host()),
-            &format!("docker://{}/remote/shared/app:1.0", mirror.addr()),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    stdout_of(std::process::Command::new("skopeo").args([
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}/shared/app:1.0", w.src_host()),
+        &format!("docker://{}/remote/shared/app:1.0", mirror.addr()),
+    ]));
     assert_eq!(
         oci::manifest_digest(mirror.addr(), "remote/shared/app", "1.0")
             .await

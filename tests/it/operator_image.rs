@@ -123,13 +123,8 @@ fn layout_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn git(args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let out = stdout_of(Command::new("git").args(args).current_dir(root()));
+    String::from_utf8(out).unwrap().trim().to_string()
 }
 
 /// (name, version) of every `[[package]]` in Cargo.lock.
@@ -498,19 +493,13 @@ fn in_chroot(rootfs: &Path, config: &Value, argv: &[&str]) -> Run {
 
 /// The digest of `reference`'s manifest, read with skopeo (credentials from `auth`).
 fn skopeo_digest(reference: &str, auth: &Path) -> String {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg("--authfile")
-        .arg(auth)
-        .arg(format!("docker://{reference}"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo inspect {reference}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    oci::digest(&out.stdout)
+    oci::digest(&stdout_of(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg("--authfile")
+            .arg(auth)
+            .arg(format!("docker://{reference}")),
+    ))
 }
 
 #[cfg_attr(

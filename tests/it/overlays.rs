@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use lazyoci::reference::ImageRef;
 use serde_json::Value;
 
-use crate::common::{Run, World, charts, helm, oci, version_of, world};
+use crate::common::{Run, World, charts, helm, oci, stdout_of, version_of, world};
 
 /// A config mirroring the local chart `dir` (its directory name is the chart's name and key)
 /// at 1.0.0 under `<target>/mirror`.
@@ -138,17 +138,12 @@ async fn helm_template_with_the_overlay_pulls_only_from_the_mirror() {
         "artifact and file differ"
     );
     // skopeo, as an independent client, reads the same manifest, subject and all.
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{artifact}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{artifact}")),
     );
-    let raw: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let raw: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(raw["subject"]["digest"], chart_digest);
     assert_eq!(
         raw["artifactType"],
