@@ -28,6 +28,16 @@ pub struct RefError {
 }
 
 impl ImageRef {
+    /// `registry/repository`, at `tag` when given (an OCI chart or its repository, say).
+    pub fn in_repository(registry: &str, repository: &str, tag: Option<String>) -> ImageRef {
+        ImageRef {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            tag,
+            digest: None,
+        }
+    }
+
     /// Parse and normalise (`nginx` → `docker.io/library/nginx:latest`; tag and digest kept).
     pub fn parse(input: &str) -> Result<ImageRef, RefError> {
         let s = input.trim();

@@ -185,23 +185,13 @@ impl crate::source::deps::OciRoute for Ctx<'_> {
         repository: &str,
         tag: &str,
     ) -> Result<(String, String), String> {
-        let at = ImageRef {
-            registry: host.to_string(),
-            repository: repository.to_string(),
-            tag: Some(tag.to_string()),
-            digest: None,
-        };
+        let at = ImageRef::in_repository(host, repository, Some(tag.to_string()));
         let from = self.source_for(&at).await?.from;
         Ok((from.registry, from.repository))
     }
 
     async fn tags(&self, host: &str, repository: &str) -> Result<Vec<String>, String> {
-        let at = ImageRef {
-            registry: host.to_string(),
-            repository: repository.to_string(),
-            tag: None,
-            digest: None,
-        };
+        let at = ImageRef::in_repository(host, repository, None);
         self.tags_for(&at).await.map_err(|e| e.to_string())
     }
 }

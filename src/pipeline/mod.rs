@@ -427,12 +427,11 @@ impl Ctx<'_> {
                     },
                 )?;
                 // Read through the source's mirrors as its images are.
-                let chart = ImageRef {
-                    registry: loc.host.clone(),
-                    repository: loc.repository(&u.chart),
-                    tag: Some(version_tag(&u.version)),
-                    digest: None,
-                };
+                let chart = ImageRef::in_repository(
+                    &loc.host,
+                    &loc.repository(&u.chart),
+                    Some(version_tag(&u.version)),
+                );
                 let from = self.source_for(&chart).await.map_err(FetchError::Mirrors)?;
                 let at = &from.from;
                 crate::source::oci::fetch_at(

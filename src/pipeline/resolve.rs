@@ -192,12 +192,11 @@ impl Ctx<'_> {
                         reason,
                     },
                 )?;
-                let repo = crate::reference::ImageRef {
-                    registry: loc.host.clone(),
-                    repository: loc.repository(&up.chart),
-                    tag: None,
-                    digest: None,
-                };
+                let repo = crate::reference::ImageRef::in_repository(
+                    &loc.host,
+                    &loc.repository(&up.chart),
+                    None,
+                );
                 let tags = self.tags_for(&repo).await?;
                 // Helm writes `+` as `_` in tags.
                 Ok(tags.into_iter().map(|t| t.replace('_', "+")).collect())
