@@ -210,21 +210,19 @@ fn jobs(
         };
         let (repo, tag) = match (&e.ref_name, &e.repository) {
             (Some(name), _) => {
-                match (super::split_ref_name(name), super::split_digest_name(name)) {
-                    (Some((r, t)), _) => (r.to_string(), Some(t.to_string())),
-                    (None, Some((r, d))) if d == e.digest => (r.to_string(), None),
-                    (None, Some((_, d))) => {
+                let placed = match (super::split_ref_name(name), super::split_digest_name(name)) {
+                    (Some((r, t)), _) => Ok((r, Some(t))),
+                    (None, Some((r, d))) if d == e.digest => Ok((r, None)),
+                    (None, Some((_, d))) => Err(format!("which names another digest ({d})")),
+                    (None, None) => Err("which has no repository (expected <repository>:<tag> or <repository>@<digest>)".to_string()),
+                };
+                match placed {
+                    Ok((r, t)) => (r.to_string(), t.map(String::from)),
+                    Err(why) => {
                         problems.push(format!(
-                        "index.json entry {} is named {name:?}, which names another digest ({d}); skipped",
-                        e.digest
-                    ));
-                        continue;
-                    }
-                    (None, None) => {
-                        problems.push(format!(
-                        "index.json entry {} is named {name:?}, which has no repository (expected <repository>:<tag> or <repository>@<digest>); skipped",
-                        e.digest
-                    ));
+                            "index.json entry {} is named {name:?}, {why}; skipped",
+                            e.digest
+                        ));
                         continue;
                     }
                 }
