@@ -258,39 +258,31 @@ mod tests {
         };
         let k0 = key(&base);
         assert_eq!(k0, key(&base), "stable");
-        let mut other = RenderInputs {
-            values: vec![("values.yaml".into(), b"a: 2".to_vec())],
-            ..inputs.clone()
-        };
-        assert_ne!(
-            k0,
-            key(&KeyInputs {
-                inputs: &other,
-                ..clone(&base)
-            })
-        );
-        other = RenderInputs {
-            kube_version: Some("1.30.0".into()),
-            ..inputs.clone()
-        };
-        assert_ne!(
-            k0,
-            key(&KeyInputs {
-                inputs: &other,
-                ..clone(&base)
-            })
-        );
-        other = RenderInputs {
-            api_versions: vec!["monitoring.coreos.com/v1".into()],
-            ..inputs.clone()
-        };
-        assert_ne!(
-            k0,
-            key(&KeyInputs {
-                inputs: &other,
-                ..clone(&base)
-            })
-        );
+        // Each render input on its own: the values, kubeVersion, apiVersions.
+        let others = [
+            RenderInputs {
+                values: vec![("values.yaml".into(), b"a: 2".to_vec())],
+                ..inputs.clone()
+            },
+            RenderInputs {
+                kube_version: Some("1.30.0".into()),
+                ..inputs.clone()
+            },
+            RenderInputs {
+                api_versions: vec!["monitoring.coreos.com/v1".into()],
+                ..inputs.clone()
+            },
+        ];
+        for (i, other) in others.iter().enumerate() {
+            assert_ne!(
+                k0,
+                key(&KeyInputs {
+                    inputs: other,
+                    ..clone(&base)
+                }),
+                "render input {i}"
+            );
+        }
         assert_ne!(
             k0,
             key(&KeyInputs {
