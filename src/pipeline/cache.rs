@@ -196,19 +196,7 @@ impl DiscoveryCache {
         let (Some(path), Some(bytes)) = (self.path(key), encode(d)) else {
             return;
         };
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let parent = path
-                .parent()
-                .ok_or_else(|| std::io::Error::other("no parent"))?;
-            std::fs::create_dir_all(parent)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-            tmp.write_all(&bytes)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })
-        .await;
-        if let Ok(Err(e)) = written {
+        if let Err(e) = crate::source::store::write_atomic(path, bytes.into()).await {
             tracing::warn!(error = %e, "cannot write a discovery cache entry");
         }
     }

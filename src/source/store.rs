@@ -7,6 +7,25 @@ use bytes::Bytes;
 
 use super::FetchError;
 
+/// Write `bytes` to `path` so that a reader sees the old file or the new one, never half:
+/// into a temporary file beside it (its directory created), then renamed over it. On the
+/// blocking pool.
+pub(crate) async fn write_atomic(path: PathBuf, bytes: Bytes) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let parent = path.parent().ok_or_else(|| {
+            std::io::Error::other(format!("{} has no parent directory", path.display()))
+        })?;
+        std::fs::create_dir_all(parent)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+        tmp.write_all(&bytes)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// A content-addressed store of chart archives.
 #[derive(Clone, Debug)]
 pub struct ArtifactStore {
@@ -54,22 +73,9 @@ impl ArtifactStore {
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(digest);
         }
-        let bytes = bytes.clone();
-        let parent = path
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or_else(|| self.err("bad path"))?;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            std::fs::create_dir_all(&parent)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(&parent)?;
-            tmp.write_all(&bytes)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| self.err(e))?
-        .map_err(|e| self.err(e))?;
+        write_atomic(path, bytes.clone())
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(digest)
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::source::store::write_atomic;
+
 /// A kept index and its validators.
 pub(super) struct Kept {
     pub body: Bytes,
@@ -72,22 +74,13 @@ pub(super) async fn store(
     let Ok(meta) = serde_json::to_vec(&meta) else {
         return;
     };
-    let body = body.clone();
-    let dir = dir.to_path_buf();
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write;
-        std::fs::create_dir_all(&dir)?;
-        // Body first, then the metadata naming its digest: a crash in between leaves a
-        // pair that does not check out, which is ignored.
-        for (path, bytes) in [(&body_path, &body[..]), (&meta_path, &meta[..])] {
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-            tmp.write_all(bytes)?;
-            tmp.persist(path).map_err(|e| e.error)?;
-        }
-        Ok(())
-    })
-    .await;
-    if let Ok(Err(e)) = written {
+    // Body first, then the metadata naming its digest: a crash in between leaves a pair
+    // that does not check out, which is ignored.
+    let written = match write_atomic(body_path, body.clone()).await {
+        Ok(()) => write_atomic(meta_path, meta.into()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
         tracing::warn!(error = %e, "cannot keep index.yaml for conditional requests");
     }
 }
