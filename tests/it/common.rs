@@ -317,3 +317,13 @@ pub fn push_oci_chart_to(w: &World, chart: &Path, archive: &str, at: &str) {
     )
     .unwrap();
 }
+
+/// The image sources of the first version of the first chart of a JSON report.
+pub fn sources_of(report: &serde_json::Value) -> Vec<String> {
+    report["charts"][0]["versions"][0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["source"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! images.exclude change what is copied; `lazyoci images` and `--why` explain it. Real
 //! registries, real helm.
 
-use crate::common::{World, world};
+use crate::common::{World, sources_of, world};
 
 /// A chart that needs every discovery source:
 /// - `required` token: renders only with `values`;
@@ -59,15 +59,6 @@ fn config(w: &World, chart: &std::path::Path, extra: &str) -> std::path::PathBuf
 }
 
 /// The source references of the first chart version in a JSON report.
-fn sources_of(report: &serde_json::Value) -> Vec<String> {
-    report["charts"][0]["versions"][0]["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["source"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn provenance(image: &serde_json::Value) -> Vec<String> {
     let mut from: Vec<String> = image["provenance"]
         .as_array()

@@ -553,14 +553,6 @@ async fn chart_dependencies_on_oci_come_through_mirrors() {
             &[("LAZYOCI_INSECURE_REGISTRIES", &insecure)],
         )
     };
-    let sources = |r: &Run| -> Vec<String> {
-        r.json()["charts"][0]["versions"][0]["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["source"].as_str().unwrap().to_string())
-            .collect()
-    };
 
     // The dependency's host is not running and has no mirror: it cannot be rendered.
     let r = run("d0", &dead, None, false);
@@ -579,7 +571,7 @@ async fn chart_dependencies_on_oci_come_through_mirrors() {
         false,
     );
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(sources(&r).contains(&redis), "{:?}", sources(&r));
+    assert!(sources_of(&r.json()).contains(&redis), "{:?}", r.json());
     assert_eq!(
         w.dst_digest("d1/library/redis", &w.set.redis.tag).await,
         Some(w.set.redis.digest.clone())
@@ -593,6 +585,6 @@ async fn chart_dependencies_on_oci_come_through_mirrors() {
         true,
     );
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(sources(&r).contains(&redis), "{:?}", sources(&r));
+    assert!(sources_of(&r.json()).contains(&redis), "{:?}", r.json());
     assert!(proxy.records().is_empty(), "{:?}", proxy.records());
 }

@@ -3,7 +3,7 @@
 //! two source names, declared editions, and values that name the registry once at the top.
 //! Real registries, real helm.
 
-use crate::common::{World, images, world};
+use crate::common::{World, images, sources_of, world};
 
 /// A chart whose values.yaml is `values`, whose Deployment runs
 /// `{{ .Values.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag }}` and whose
@@ -282,14 +282,9 @@ async fn values_only_discovery_keeps_the_registry_the_values_name() {
     let run = w.run(&["-o", "json", "images", "--sources", "values"]);
     assert_eq!(run.code, 0, "{run:?}");
     let report = run.json();
-    let sources: Vec<&str> = report["charts"][0]["versions"][0]["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["source"].as_str().unwrap())
-        .collect();
+    let sources = sources_of(&report);
     assert!(
-        sources.contains(&format!("{}/team/api:1.0", w.src_host()).as_str()),
+        sources.contains(&format!("{}/team/api:1.0", w.src_host())),
         "{sources:?}"
     );
     assert!(
