@@ -31,6 +31,21 @@ pub fn bundle_name(img: &images::Seeded) -> (String, String) {
     }
 }
 
+/// `bundle push` of `bundle` (relative to the world's dir) under `path` on the target, with
+/// a JSON report.
+pub fn push(w: &World, bundle: &str, path: &str) -> Run {
+    w.run(&[
+        "-o",
+        "json",
+        "bundle",
+        "push",
+        bundle,
+        "--target",
+        &format!("{}/{path}", w.dst.addr()),
+        "--insecure",
+    ])
+}
+
 /// Every image of the set is under `prefix` on the target with its source digest.
 pub async fn assert_complete(w: &World, prefix: &str) {
     for img in w.set.all() {
@@ -161,16 +176,7 @@ async fn a_bundle_round_trips_through_disk_and_skopeo_reads_it() {
 
     // Push into an empty target: every digest equals the source, helm pulls the chart.
     let target = format!("{}/site", w.dst.addr());
-    let pushed = w.run(&[
-        "-o",
-        "json",
-        "bundle",
-        "push",
-        "out",
-        "--target",
-        &target,
-        "--insecure",
-    ]);
+    let pushed = push(&w, "out", "site");
     assert_eq!(pushed.code, 0, "{pushed:?}");
     let r = pushed.json();
     assert_eq!(
@@ -208,16 +214,7 @@ async fn a_bundle_round_trips_through_disk_and_skopeo_reads_it() {
 
     // Again: everything is there, nothing is written.
     let writes = w.dst_writes().len();
-    let again = w.run(&[
-        "-o",
-        "json",
-        "bundle",
-        "push",
-        "out",
-        "--target",
-        &target,
-        "--insecure",
-    ]);
+    let again = push(&w, "out", "site");
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(again.json()["imagesSkipped"], 10);
     assert_eq!(again.json()["chartsSkipped"], 1);

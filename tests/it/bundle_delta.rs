@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lazyoci::testkit::proxy::{Proxy, Rule};
 
-use crate::bundle::{assert_complete, bundle_config, bundle_name};
+use crate::bundle::{assert_complete, bundle_config, bundle_name, push};
 use crate::common::*;
 
 fn meta(w: &World, dir: &str) -> serde_json::Value {
@@ -98,17 +98,7 @@ async fn a_delta_carries_only_what_changed_and_needs_its_base() {
     assert_complete(&w, "site").await;
 
     // The delta alone: refused, naming the blob it lacks; nginx is not tagged.
-    let alone = format!("{}/alone", w.dst.addr());
-    let p = w.run(&[
-        "-o",
-        "json",
-        "bundle",
-        "push",
-        "delta",
-        "--target",
-        &alone,
-        "--insecure",
-    ]);
+    let p = push(&w, "delta", "alone");
     assert_eq!(p.code, 1, "{p:?}");
     let img = &version_of(&p.json(), "demo", "1.0.0")["images"][0];
     assert_eq!(img["status"], "failed");

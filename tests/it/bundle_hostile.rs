@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::bundle::{bundle_config, bundle_name};
+use crate::bundle::{bundle_config, bundle_name, push};
 use crate::common::*;
 
 /// A fresh copy of the bundle in `good`, as `name`.
@@ -22,20 +22,6 @@ fn copy_of(w: &World, name: &str) -> std::path::PathBuf {
 
 fn blob(dir: &Path, digest: &str) -> std::path::PathBuf {
     dir.join("blobs/sha256").join(&digest[7..])
-}
-
-/// Push `bundle` under `path` on the target; (exit code, JSON report or stderr).
-fn push(w: &World, bundle: &str, path: &str) -> Run {
-    w.run(&[
-        "-o",
-        "json",
-        "bundle",
-        "push",
-        bundle,
-        "--target",
-        &format!("{}/{path}", w.dst.addr()),
-        "--insecure",
-    ])
 }
 
 /// The images of the push report by repository (relative), with status and error.
